@@ -1,0 +1,525 @@
+/**
+ * LibraryHost: one hook library in one worker thread (Kea's LibraryManager,
+ * plus the isolation DESIGN.md asks for). piscina owns the worker's life: a
+ * pool of exactly one thread, atomics off so the library's own timers run
+ * between callouts. The `session` task runs `load` and then stays pending for
+ * the worker's life; aborting it is how a worker stuck past its deadline is
+ * terminated, and piscina then starts the replacement, on which `load` runs
+ * again. Callouts travel on the session's own MessagePort, batched.
+ *
+ * `call` never rejects: whatever the library does, it resolves with an outcome
+ * (the library's changes, or a failure with its kind), so that the hook point
+ * always reaches a decision.
+ */
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { isAbsolute, resolve as resolvePath } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import { Piscina } from 'piscina';
+import { Logger } from '../log/logger.js';
+import type { IOService } from './io-service.js';
+import { IOServiceBridge } from './io-service.js';
+import type { HookLibraryConfig } from './library-config.js';
+import { LibraryStats, type LibraryState } from './library-stats.js';
+import {
+  WorkerMessageSchema,
+  serializeError,
+  type CalloutRequest,
+  type CalloutResult,
+  type FailureKind,
+  type NextStepStatus,
+  type OpenResult,
+  type Registrations,
+  type SerializedError,
+  type SessionResult,
+  type SessionTask,
+  type WorkerBootData,
+  type WorkerMessage,
+} from './protocol.js';
+
+/** What one library's round trip produced. Changes are unvalidated until HooksManager checks them. */
+export interface CalloutOutcome {
+  status: NextStepStatus;
+  set?: Record<string, unknown>;
+  deleted?: string[];
+  context?: Record<string, unknown>;
+  nonZero: number;
+  failure?: SerializedError;
+  /** The library was stopped before the callout could run; nothing was attempted. */
+  skipped?: boolean;
+}
+
+export class HookLibraryError extends Error {
+  override name = 'HookLibraryError';
+  constructor(
+    readonly library: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const here = import.meta.url;
+/** Under tsx (tests, dev) the worker is TypeScript and needs tsx in its thread too. */
+const RUNNING_TS = here.endsWith('.ts');
+const WORKER_FILE = new URL(`../../workers/hook-worker${RUNNING_TS ? '.ts' : '.js'}`, here);
+
+interface Pending {
+  request: CalloutRequest;
+  resolve: (outcome: CalloutOutcome) => void;
+  sentAt: number;
+}
+
+interface Session {
+  port: MessagePort;
+  abort: AbortController;
+  bridge: IOServiceBridge;
+  loaded: boolean;
+  /** Why the host aborted it, when it did. */
+  abortedFor?: { kind: FailureKind; message: string };
+  loadError?: SerializedError;
+  settleLoad: { resolve: () => void; reject: (err: Error) => void };
+  loadTimer?: NodeJS.Timeout;
+  ended?: () => void;
+}
+
+export interface LibraryHostDeps {
+  hookPoints: string[];
+  io: IOService;
+  baseDir?: string;
+  onRegistrationsChanged: () => void;
+}
+
+export class LibraryHost {
+  readonly name: string;
+  readonly stats: LibraryStats;
+  private readonly log: Logger;
+  private pool: Piscina | undefined;
+  private session: Session | undefined;
+  private registrations: Registrations = {};
+  private multiThreading = false;
+  private nextId = 1;
+  private readonly waiting: Pending[] = [];
+  private readonly inFlight = new Map<number, Pending>();
+  private outbox: CalloutRequest[] = [];
+  private outboxQueued = false;
+  private watchdog: NodeJS.Timeout | undefined;
+  private restartTimes: number[] = [];
+  private stopping = false;
+  private snapshot: { version: number; json_config: unknown; server_config: unknown } | undefined;
+
+  constructor(
+    readonly config: HookLibraryConfig,
+    readonly index: number,
+    private readonly deps: LibraryHostDeps,
+  ) {
+    this.name = config.library;
+    this.stats = new LibraryStats(config.library, index);
+    this.log = new Logger('d2box-hooks');
+  }
+
+  get policy(): HookLibraryConfig['sandbox'] {
+    return this.config.sandbox;
+  }
+
+  get state(): LibraryState {
+    return this.stats.state;
+  }
+
+  hasCallouts(hook: string): boolean {
+    return (this.registrations[hook] ?? 0) > 0;
+  }
+
+  hookNames(): string[] {
+    return Object.keys(this.registrations);
+  }
+
+  /** Starts the worker and checks `version()` (Kea's validateLibrary); `load` is not run. */
+  async open(): Promise<void> {
+    if (this.config.sandbox.isolation === 'process') {
+      throw new HookLibraryError(this.name, `hook library ${this.name}: "isolation": "process" is not supported by this build; refusing to run it unconfined`);
+    }
+    this.stopping = false;
+    this.stats.state = 'starting';
+    this.pool = this.createPool();
+    const result = (await this.pool.run({ kind: 'open' })) as OpenResult;
+    if (result.error) {
+      await this.destroyPool();
+      this.stats.state = 'stopped';
+      throw new HookLibraryError(this.name, result.error.message);
+    }
+  }
+
+  /** Runs `load` in the worker opened by open(). Rejects, naming the library, when load fails. */
+  async start(): Promise<void> {
+    if (!this.pool) await this.open();
+    await this.startSession();
+  }
+
+  /** Sends callouts for `hook` to the library. Never rejects. */
+  call(hook: string, status: NextStepStatus, args: Record<string, unknown>, context?: Record<string, unknown>): Promise<CalloutOutcome> {
+    this.stats.calls++;
+    if (this.stats.state === 'quarantined') return Promise.resolve(this.quarantinedOutcome(status));
+    if (this.stats.state === 'stopped') return Promise.resolve({ status, nonZero: 0, skipped: true });
+    return new Promise((resolve) => {
+      const pending: Pending = { request: { id: this.nextId++, hook, status, args, context }, resolve, sentAt: 0 };
+      if (this.waiting.length === 0 && this.canSend()) this.send(pending);
+      else this.waiting.push(pending);
+    });
+  }
+
+  /** Hands the worker the configuration snapshot once; callouts refer to it by version. */
+  publishSnapshot(version: number, json_config: unknown, server_config: unknown): void {
+    this.snapshot = { version, json_config, server_config };
+    if (this.session?.loaded) this.session.port.postMessage({ t: 'snapshot', ...this.snapshot });
+  }
+
+  /** Runs `unload` (its failure is logged, never fatal) and stops the worker. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const session = this.session;
+    if (session?.loaded) {
+      const ended = new Promise<void>((resolve) => (session.ended = resolve));
+      session.port.postMessage({ t: 'unload' });
+      const timer = setTimeout(() => {
+        this.log.warn('HOOKS_UNLOAD_TIMEOUT', `hook library ${this.name}: unload() did not finish in ${this.policy['load-timeout-ms']} ms; terminating its worker`);
+        session.abort.abort();
+      }, this.policy['load-timeout-ms']);
+      await ended;
+      clearTimeout(timer);
+    } else if (session) {
+      session.abort.abort();
+    }
+    this.failAll(undefined);
+    await this.destroyPool();
+    if (this.stats.state !== 'quarantined') this.stats.state = 'stopped';
+    this.registrations = {};
+    this.deps.onRegistrationsChanged();
+  }
+
+  /** `hooks-restart`: out of quarantine (or a stopped state) with a fresh restart budget. */
+  async restart(): Promise<void> {
+    if (this.stats.state === 'ready' || this.stats.state === 'starting' || this.stats.state === 'restarting') {
+      throw new HookLibraryError(this.name, `hook library ${this.name} is ${this.stats.state}, not quarantined`);
+    }
+    this.restartTimes = [];
+    this.stats.quarantineReason = null;
+    try {
+      await this.open();
+      await this.startSession();
+      this.log.info('HOOKS_LIBRARY_RESTARTED', `hook library ${this.name} is back in service`);
+    } catch (err) {
+      this.quarantine(`restart failed: ${(err as Error).message}`);
+      throw err;
+    }
+  }
+
+  // -------------------------------------------------------------------------
+
+  private createPool(): Piscina {
+    const policy = this.policy;
+    const workerData: WorkerBootData = {
+      libraryUrl: this.libraryUrl(),
+      libraryName: this.name,
+      libraryIndex: this.index,
+      parameters: this.config.parameters,
+      hookPoints: this.deps.hookPoints,
+      onFailure: policy['on-failure'],
+      logLinesPerSecond: policy['log-lines-per-second'],
+      ioCallTimeoutMs: Math.max(1000, policy['callout-timeout-ms']),
+    };
+    const needsTsx = RUNNING_TS || this.name.endsWith('.ts');
+    const pool = new Piscina({
+      filename: WORKER_FILE.href,
+      minThreads: 1,
+      maxThreads: 1,
+      idleTimeout: Infinity,
+      atomics: 'disabled',
+      concurrentTasksPerWorker: 1,
+      recordTiming: false,
+      workerData,
+      resourceLimits: {
+        maxOldGenerationSizeMb: policy['max-heap-mb'],
+        maxYoungGenerationSizeMb: Math.max(2, Math.min(16, Math.floor(policy['max-heap-mb'] / 8))),
+      },
+      ...(needsTsx ? { execArgv: ['--import', 'tsx'] } : {}),
+    });
+    // An idle worker's crash is emitted here; without a listener it would kill the server.
+    pool.on('error', (err: Error) => {
+      this.stats.recordFailure('crash', err.message);
+      this.log.error('HOOKS_WORKER_ERROR', `hook library ${this.name}: worker failed while idle: ${err.message}`);
+    });
+    return pool;
+  }
+
+  private libraryUrl(): string {
+    const path = this.name;
+    if (path.startsWith('file:')) return path;
+    return pathToFileURL(isAbsolute(path) ? path : resolvePath(this.deps.baseDir ?? process.cwd(), path)).href;
+  }
+
+  private async destroyPool(): Promise<void> {
+    const pool = this.pool;
+    this.pool = undefined;
+    if (pool) await pool.destroy().catch(() => {});
+  }
+
+  private startSession(): Promise<void> {
+    const pool = this.pool!;
+    const callout = new MessageChannel();
+    const io = new MessageChannel();
+    const abort = new AbortController();
+    const bridge = new IOServiceBridge(this.deps.io, this.name, this.policy['callout-timeout-ms'], (err) => {
+      this.stats.recordFailure('io-callback', err.message);
+      this.log.error('HOOKS_IO_CALLBACK_FAILED', `hook library ${this.name}: IOService callback failed: ${err.message}`);
+    });
+    bridge.serve(io.port1);
+    const loaded = new Promise<void>((resolve, reject) => {
+      const session: Session = { port: callout.port1, abort, bridge, loaded: false, settleLoad: { resolve, reject } };
+      this.session = session;
+      callout.port1.on('message', (m: unknown) => this.onWorkerMessage(session, m));
+      session.loadTimer = setTimeout(() => {
+        session.abortedFor = { kind: 'load', message: `load() did not finish in ${this.policy['load-timeout-ms']} ms` };
+        abort.abort();
+      }, this.policy['load-timeout-ms']);
+      const task: SessionTask = { kind: 'session', calloutPort: callout.port2, ioPort: io.port2 };
+      pool.run(task, { transferList: [callout.port2, io.port2], signal: abort.signal }).then(
+        (result: SessionResult) => this.onSessionEnded(session, undefined, result),
+        (err: Error) => this.onSessionEnded(session, err, undefined),
+      );
+    });
+    return loaded;
+  }
+
+  private onWorkerMessage(session: Session, raw: unknown): void {
+    if (session !== this.session) return;
+    const parsed = WorkerMessageSchema.safeParse(raw);
+    if (!parsed.success) {
+      this.terminate(session, 'protocol', `worker sent an invalid message: ${parsed.error.issues[0]?.message ?? 'unknown'}`);
+      return;
+    }
+    const message: WorkerMessage = parsed.data;
+    switch (message.t) {
+      case 'results':
+        for (const result of message.batch) this.onResult(result);
+        this.pump();
+        return;
+      case 'loaded':
+        clearTimeout(session.loadTimer);
+        session.loaded = true;
+        this.multiThreading = message.multiThreadingCompatible;
+        this.stats.multiThreadingCompatible = message.multiThreadingCompatible;
+        this.stats.state = 'ready';
+        this.setRegistrations(message.registrations);
+        if (this.snapshot) session.port.postMessage({ t: 'snapshot', ...this.snapshot });
+        this.log.info('HOOKS_LIBRARY_LOADED', `hook library ${this.name} loaded in its worker (${Object.keys(message.registrations).join(', ') || 'no callouts'})`);
+        session.settleLoad.resolve();
+        this.pump();
+        return;
+      case 'load-failed':
+        clearTimeout(session.loadTimer);
+        session.loadError = message.error;
+        return;
+      case 'log':
+        for (const line of message.lines) {
+          const severity = line.level === 'warn' ? 'WARN' : line.level === 'error' ? 'ERROR' : line.level === 'debug' ? 'DEBUG' : 'INFO';
+          this.log.log(severity, 'HOOKS_LIBRARY_LOG', `[${this.name}] ${line.text}`);
+        }
+        if (message.suppressed > 0) {
+          this.stats.logLinesSuppressed += message.suppressed;
+          this.log.warn('HOOKS_LOG_FLOOD', `hook library ${this.name}: dropped ${message.suppressed} log lines over its limit of ${this.policy['log-lines-per-second']}/s`);
+        }
+        return;
+      case 'registrations':
+        this.setRegistrations(message.registrations);
+        return;
+      case 'unloaded':
+        if (message.error || (message.unloadReturn !== null && message.unloadReturn !== 0)) {
+          const why = message.error ? `threw ${message.error.name}: ${message.error.message}` : `returned ${message.unloadReturn}`;
+          this.log.error('HOOKS_UNLOAD_FAILED', `hook library ${this.name}: unload() ${why}`);
+        } else {
+          this.log.info('HOOKS_LIBRARY_UNLOADED', `hook library ${this.name} unloaded`);
+        }
+        return;
+    }
+  }
+
+  private onResult(result: CalloutResult): void {
+    const pending = this.inFlight.get(result.id);
+    if (!pending) return; // answered after its worker was written off; nothing waits for it
+    this.inFlight.delete(result.id);
+    this.stats.recordLatency((performance.now() - pending.sentAt) * 1000);
+    if (result.nonZero > 0) this.stats.nonZeroReturns += result.nonZero;
+    if (result.registrations) this.setRegistrations(result.registrations);
+    if (result.failure) this.recordFailure(result.failure, pending.request.hook);
+    pending.resolve({
+      status: (result.status >= 0 && result.status <= 3 ? result.status : 0) as NextStepStatus,
+      set: result.set,
+      deleted: result.deleted,
+      context: result.context,
+      nonZero: result.nonZero,
+      failure: result.failure,
+    });
+  }
+
+  private onSessionEnded(session: Session, err: Error | undefined, result: SessionResult | undefined): void {
+    clearTimeout(session.loadTimer);
+    session.bridge.close(`hook library ${this.name}: worker stopped`);
+    session.port.close();
+    if (session !== this.session) return;
+    this.session = undefined;
+    if (this.stopping) {
+      session.ended?.();
+      session.settleLoad.reject(new HookLibraryError(this.name, `hook library ${this.name} was stopped while loading`));
+      return;
+    }
+    const cause = session.abortedFor ?? (err ? classifyDeath(err) : undefined)
+      ?? (session.loadError ?? result?.error ? { kind: 'load' as const, message: (session.loadError ?? result!.error!).message } : undefined)
+      ?? { kind: 'crash' as const, message: 'worker session ended unexpectedly' };
+    if (!session.loaded) {
+      // Loading failed: at start this rejects the configuration; on a replacement it is one more restart.
+      session.settleLoad.reject(new HookLibraryError(this.name, cause.kind === 'load' ? cause.message : `hook library ${this.name}: worker died while loading (${cause.kind}): ${cause.message}`));
+      if (this.stats.state === 'starting') {
+        this.stats.state = 'stopped';
+        void this.destroyPool();
+        return;
+      }
+    }
+    const failure: SerializedError = { kind: cause.kind, name: 'WorkerDied', message: cause.message };
+    if (this.inFlight.size === 0) this.recordFailure(failure, undefined);
+    this.failAll(failure);
+    this.restartOrQuarantine(cause.kind, cause.message);
+  }
+
+  private restartOrQuarantine(kind: FailureKind, message: string): void {
+    const now = Date.now();
+    const windowMs = this.policy['restart-window-s'] * 1000;
+    this.restartTimes = this.restartTimes.filter((t) => now - t < windowMs);
+    if (this.restartTimes.length >= this.policy['max-restarts']) {
+      this.quarantine(`${this.restartTimes.length} restarts in ${this.policy['restart-window-s']} s; last failure: ${kind}: ${message}`);
+      return;
+    }
+    this.restartTimes.push(now);
+    this.stats.restarts++;
+    this.stats.state = 'restarting';
+    this.log.warn('HOOKS_LIBRARY_RESTARTING', `hook library ${this.name}: worker lost (${kind}: ${message}); starting a replacement and running load() again`);
+    // piscina has already begun replacing the worker; the new session waits for it.
+    this.startSession().catch(() => {
+      /* the failure comes back through onSessionEnded */
+    });
+  }
+
+  private quarantine(reason: string): void {
+    this.stats.state = 'quarantined';
+    this.stats.quarantineReason = reason;
+    this.log.error('HOOKS_LIBRARY_QUARANTINED', `hook library ${this.name} quarantined: ${reason}; its callouts are skipped until hooks-restart`);
+    for (const pending of this.waiting.splice(0)) pending.resolve(this.quarantinedOutcome(pending.request.status));
+    void this.destroyPool();
+  }
+
+  private quarantinedOutcome(status: NextStepStatus): CalloutOutcome {
+    const failure: SerializedError = {
+      kind: 'quarantined',
+      name: 'Quarantined',
+      message: `hook library ${this.name} is quarantined: ${this.stats.quarantineReason ?? 'unknown reason'}`,
+    };
+    this.stats.recordFailure('quarantined', failure.message);
+    return { status, nonZero: 0, failure };
+  }
+
+  private recordFailure(failure: SerializedError, hook: string | undefined): void {
+    this.stats.recordFailure(failure.kind, failure.message);
+    const where = hook ? ` on ${hook}` : '';
+    this.log.error('HOOKS_CALLOUT_FAILED', `hook library ${this.name}${where}: ${failure.kind}: ${failure.message}`);
+  }
+
+  /** Resolves every callout sent or waiting: with `failure` (worker lost), or skipped (stopped). */
+  private failAll(failure: SerializedError | undefined): void {
+    clearTimeout(this.watchdog);
+    this.watchdog = undefined;
+    const sent = [...this.inFlight.values()];
+    this.inFlight.clear();
+    this.outbox = [];
+    for (const pending of sent) {
+      if (failure) this.stats.recordFailure(failure.kind, failure.message);
+      pending.resolve(failure ? { status: pending.request.status, nonZero: 0, failure } : { status: pending.request.status, nonZero: 0, skipped: true });
+    }
+    if (!failure) for (const pending of this.waiting.splice(0)) pending.resolve({ status: pending.request.status, nonZero: 0, skipped: true });
+  }
+
+  private canSend(): boolean {
+    return this.session?.loaded === true && (this.multiThreading || this.inFlight.size === 0);
+  }
+
+  private pump(): void {
+    while (this.waiting.length > 0 && this.canSend()) this.send(this.waiting.shift()!);
+  }
+
+  private send(pending: Pending): void {
+    pending.sentAt = performance.now();
+    this.inFlight.set(pending.request.id, pending);
+    this.outbox.push(pending.request);
+    if (!this.outboxQueued) {
+      this.outboxQueued = true;
+      // Callouts started in the same turn travel in one message.
+      queueMicrotask(() => this.flushOutbox());
+    }
+    if (!this.watchdog) this.armWatchdog();
+  }
+
+  private flushOutbox(): void {
+    this.outboxQueued = false;
+    if (this.outbox.length === 0 || !this.session) return;
+    const batch = this.outbox;
+    this.outbox = [];
+    try {
+      this.session.port.postMessage({ t: 'callouts', batch });
+    } catch (err) {
+      // An argument the server set cannot be cloned: fail those callouts, not the worker.
+      for (const request of batch) {
+        const pending = this.inFlight.get(request.id);
+        if (!pending) continue;
+        this.inFlight.delete(request.id);
+        const failure = serializeError('invalid-argument', new Error(`arguments for ${request.hook} cannot cross threads: ${(err as Error).message}`));
+        pending.resolve({ status: request.status, nonZero: 0, failure });
+      }
+    }
+  }
+
+  /** One timer per library, set for the oldest callout in flight, instead of one per callout. */
+  private armWatchdog(): void {
+    const oldest = this.inFlight.values().next().value as Pending | undefined;
+    if (!oldest) return;
+    const timeout = this.policy['callout-timeout-ms'];
+    const due = Math.max(0, oldest.sentAt + timeout - performance.now());
+    this.watchdog = setTimeout(() => {
+      this.watchdog = undefined;
+      const first = this.inFlight.values().next().value as Pending | undefined;
+      if (!first) return;
+      if (performance.now() - first.sentAt >= timeout - 1 && this.session) {
+        this.terminate(this.session, 'timeout', `callout on ${first.request.hook} did not finish within ${timeout} ms`);
+      } else {
+        this.armWatchdog();
+      }
+    }, due + 1);
+  }
+
+  private terminate(session: Session, kind: FailureKind, message: string): void {
+    if (session.abortedFor) return;
+    session.abortedFor = { kind, message };
+    session.abort.abort();
+  }
+
+  private setRegistrations(registrations: Registrations): void {
+    this.registrations = registrations;
+    this.deps.onRegistrationsChanged();
+  }
+}
+
+/** What killed a worker, from what piscina reports. */
+function classifyDeath(err: Error): { kind: FailureKind; message: string } {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ERR_WORKER_OUT_OF_MEMORY') return { kind: 'oom', message: `worker ran out of memory: ${err.message}` };
+  if (/worker exited with code/i.test(err.message)) return { kind: 'exit', message: `library exited its worker: ${err.message}` };
+  return { kind: 'crash', message: `uncaught ${err.name}: ${err.message}` };
+}

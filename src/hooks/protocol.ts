@@ -1,0 +1,252 @@
+/**
+ * Everything that crosses the thread boundary between the server (main thread)
+ * and a hook library's worker, in one place, in the manner of VS Code's
+ * extHost.protocol.ts. Both sides import this file and nothing else from each
+ * other.
+ *
+ * Channels, per library worker:
+ *  - piscina tasks (`OpenTask`, `SessionTask`): the worker's life, owned by piscina
+ *    (start, deadline abort, replacement, resource limits);
+ *  - the callout port: a raw MessagePort opened by the session task carrying
+ *    `HostMessage` one way and `WorkerMessage` the other; callouts travel here in
+ *    batches because piscina's task path costs several times a raw port;
+ *  - the IOService port: comlink calls on `IOServiceRemote`, so that callbacks a
+ *    library hands to the server's IOService run back in the library's thread.
+ *
+ * The host validates what a worker sends (`WorkerMessage`, changed arguments
+ * against each hook point's schema); the worker trusts the host.
+ */
+import type { MessagePort } from 'node:worker_threads';
+import type { Endpoint } from 'comlink';
+import { z } from 'zod';
+
+/** The hooks framework version a library's `version()` must return (Kea 2.2's). */
+export const HOOKS_VERSION = 20200;
+
+/** Kea's CalloutHandle::CalloutNextStep values. */
+export const NextStep = {
+  CONTINUE: 0,
+  SKIP: 1,
+  DROP: 2,
+  PARK: 3,
+} as const;
+export type NextStepStatus = (typeof NextStep)[keyof typeof NextStep];
+export const NextStepSchema = z.union([z.literal(0), z.literal(1), z.literal(2), z.literal(3)]);
+
+/** Ways a library can fail; the same names appear in statistics and logs. */
+export const FAILURE_KINDS = [
+  'throw', // a callout threw synchronously
+  'reject', // an async callout rejected
+  'timeout', // a round trip outlived callout-timeout-ms: the worker was terminated
+  'oom', // the worker hit its heap limit
+  'exit', // the library called process.exit
+  'crash', // an uncaught exception, e.g. thrown from a timer
+  'invalid-argument', // a returned argument failed the hook point's schema
+  'log-flood', // the library logged past its rate limit
+  'quarantined', // the library is out of its restart budget; callout skipped
+  'load', // version/load failed (at start or on a replacement worker)
+  'io-callback', // a callback given to the IOService threw or timed out
+  'protocol', // the worker sent something the protocol does not allow
+] as const;
+export const FailureKindSchema = z.enum(FAILURE_KINDS);
+export type FailureKind = z.infer<typeof FailureKindSchema>;
+
+/** An error as it crosses the boundary: message and kind survive, unlike a cloned Error. */
+export const SerializedErrorSchema = z.object({
+  kind: FailureKindSchema,
+  name: z.string(),
+  message: z.string(),
+  stack: z.string().optional(),
+});
+export type SerializedError = z.infer<typeof SerializedErrorSchema>;
+
+export function serializeError(kind: FailureKind, err: unknown): SerializedError {
+  if (err instanceof Error) {
+    return { kind, name: err.name, message: err.message, stack: err.stack };
+  }
+  return { kind, name: 'Error', message: typeof err === 'string' ? err : safeString(err) };
+}
+
+function safeString(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Worker start-up data (piscina clones it once per worker, replacements too).
+
+export const WorkerBootDataSchema = z.object({
+  /** file: URL of the library module. */
+  libraryUrl: z.string(),
+  /** The library as configured (its path), the name Kea logs and hook authors see. */
+  libraryName: z.string(),
+  /** 1-based position in hooks-libraries, Kea's library index. */
+  libraryIndex: z.number().int().positive(),
+  parameters: z.record(z.string(), z.unknown()),
+  /** Names a library may register callouts on; exports with these names auto-register. */
+  hookPoints: z.array(z.string()),
+  onFailure: z.enum(['drop', 'continue']),
+  /** Lines per second a library may log before lines are dropped and counted. */
+  logLinesPerSecond: z.number().positive(),
+  /** Deadline for the library's own calls to the server's IOService. */
+  ioCallTimeoutMs: z.number().positive(),
+});
+export type WorkerBootData = z.infer<typeof WorkerBootDataSchema>;
+
+// ---------------------------------------------------------------------------
+// piscina tasks
+
+/** Imports the library and checks `version()`, nothing more: Kea's validateLibraries. */
+export interface OpenTask {
+  kind: 'open';
+}
+export interface OpenResult {
+  version: number | null;
+  error?: SerializedError;
+}
+
+/**
+ * Runs `load` and then serves callouts on `calloutPort` until the host sends
+ * `unload`. It stays pending for the worker's whole life, so that aborting it is
+ * how the host terminates a worker stuck past its deadline.
+ */
+export interface SessionTask {
+  kind: 'session';
+  calloutPort: MessagePort;
+  ioPort: MessagePort;
+}
+export interface SessionResult {
+  unloadReturn: number | null;
+  error?: SerializedError;
+}
+
+// ---------------------------------------------------------------------------
+// Callout port: host → worker
+
+/**
+ * Arguments the worker materializes on its side instead of receiving them by
+ * value: the configuration snapshot it already holds, and its IOService proxy.
+ */
+export const ARG_REF_KEY = '__d2boxArgRef';
+export type ArgRef =
+  | { [ARG_REF_KEY]: 'snapshot'; version: number; part: 'json_config' | 'server_config' }
+  | { [ARG_REF_KEY]: 'io_context' };
+
+export function isArgRef(value: unknown): value is ArgRef {
+  return typeof value === 'object' && value !== null && ARG_REF_KEY in value;
+}
+
+export interface CalloutRequest {
+  id: number;
+  hook: string;
+  status: NextStepStatus;
+  args: Record<string, unknown>;
+  /** This library's context for the handle; absent when empty. */
+  context?: Record<string, unknown>;
+}
+
+export type HostMessage =
+  | { t: 'snapshot'; version: number; json_config: unknown; server_config: unknown }
+  | { t: 'callouts'; batch: CalloutRequest[] }
+  | { t: 'unload' };
+
+// ---------------------------------------------------------------------------
+// Callout port: worker → host (validated by the host)
+
+const RegistrationsSchema = z.record(z.string(), z.number().int().nonnegative());
+export type Registrations = z.infer<typeof RegistrationsSchema>;
+
+export const CalloutResultSchema = z.object({
+  id: z.number().int(),
+  status: z.number().int(),
+  /** Arguments the library set during the round trip (only those). */
+  set: z.record(z.string(), z.unknown()).optional(),
+  /** Arguments the library deleted. */
+  deleted: z.array(z.string()).optional(),
+  /** The library's context after the round trip, only when it changed. */
+  context: z.record(z.string(), z.unknown()).optional(),
+  /** Callouts that returned non-zero (Kea logs them; the chain goes on). */
+  nonZero: z.number().int().nonnegative(),
+  /** Callouts run in this round trip. */
+  callouts: z.number().int().nonnegative(),
+  failure: SerializedErrorSchema.optional(),
+  /** Present when a callout (de)registered callouts: the library's new table. */
+  registrations: RegistrationsSchema.optional(),
+  durationUs: z.number().nonnegative(),
+});
+export type CalloutResult = z.infer<typeof CalloutResultSchema>;
+
+export const LogLevelSchema = z.enum(['debug', 'info', 'warn', 'error']);
+export type LogLevel = z.infer<typeof LogLevelSchema>;
+
+export const WorkerMessageSchema = z.discriminatedUnion('t', [
+  z.object({
+    t: z.literal('loaded'),
+    multiThreadingCompatible: z.boolean(),
+    registrations: RegistrationsSchema,
+  }),
+  z.object({ t: z.literal('load-failed'), error: SerializedErrorSchema }),
+  z.object({ t: z.literal('results'), batch: z.array(CalloutResultSchema) }),
+  z.object({
+    t: z.literal('log'),
+    lines: z.array(z.object({ level: LogLevelSchema, text: z.string() })),
+    /** Lines dropped by the rate limit since the last log message. */
+    suppressed: z.number().int().nonnegative(),
+  }),
+  z.object({ t: z.literal('registrations'), registrations: RegistrationsSchema }),
+  z.object({
+    t: z.literal('unloaded'),
+    unloadReturn: z.number().nullable(),
+    error: SerializedErrorSchema.optional(),
+  }),
+]);
+export type WorkerMessage = z.infer<typeof WorkerMessageSchema>;
+
+// ---------------------------------------------------------------------------
+// IOService port (comlink). The main loop's IOService as a library sees it:
+// callbacks are comlink proxies and run back in the library's thread.
+
+export type IOCallback = () => void | Promise<void>;
+
+export interface IOServiceRemote {
+  /** Runs `callback` on the next turn of the main loop. Returns a task id. */
+  post(callback: IOCallback): number;
+  /** Runs `callback` once after `ms`. */
+  setTimeout(callback: IOCallback, ms: number): number;
+  /** Runs `callback` every `ms` until cancelled. */
+  setInterval(callback: IOCallback, ms: number): number;
+  /** Cancels a pending task or timer; false when it had already run or never existed. */
+  cancel(id: number): boolean;
+}
+
+/**
+ * comlink's Node adapter (20 lines in comlink's src/node-adapter.ts), kept here
+ * because comlink 4.4.2's packaging makes its own untypeable under NodeNext
+ * (specs/deps.md §2). Both sides use it on the IOService port.
+ */
+export function nodeEndpoint(port: MessagePort): Endpoint {
+  const listeners = new WeakMap<object, (data: unknown) => void>();
+  return {
+    postMessage: (message: unknown, transfer?: Transferable[]) => {
+      port.postMessage(message, transfer as never);
+    },
+    addEventListener: (_type: string, listener: EventListenerOrEventListenerObject) => {
+      const wrapped = (data: unknown) => {
+        if ('handleEvent' in listener) listener.handleEvent({ data } as MessageEvent);
+        else listener({ data } as MessageEvent);
+      };
+      port.on('message', wrapped);
+      listeners.set(listener, wrapped);
+    },
+    removeEventListener: (_type: string, listener: EventListenerOrEventListenerObject) => {
+      const wrapped = listeners.get(listener);
+      if (!wrapped) return;
+      port.off('message', wrapped);
+      listeners.delete(listener);
+    },
+    start: () => port.start(),
+  };
+}
