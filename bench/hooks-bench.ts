@@ -1,0 +1,379 @@
+/**
+ * `npm run bench`: what a hook round trip costs, next to what the thread
+ * boundary itself costs, in one run (DESIGN.md, "Performance targets").
+ *
+ *  1. raw: a MessagePort ping-pong with a worker that echoes (bench/raw-echo-worker.ts);
+ *  2. d2box: HooksManager.callCallouts('select_key') to a no-op library in its
+ *     worker (bench/fixtures/noop-select-key.mjs), same payload;
+ *     both at 1 and at 64 calls in flight; rounds interleaved, median of 3;
+ *  3. their ratio;
+ *  4. callCallouts on a hook point no library uses;
+ *  5. the main thread's event-loop delay p99 while a library
+ *     (bench/fixtures/spin-crash.mjs) spins past its deadline and exits, in a loop.
+ *
+ * Every loop is bounded in count and in time. The last line is for machines:
+ * `ratio_1=<x> ratio_64=<y> idle_hook_us=<z> loop_delay_p99_ms=<w>`.
+ */
+import { Worker, MessageChannel, type MessagePort } from 'node:worker_threads';
+import { createHistogram, monitorEventLoopDelay, performance, type RecordableHistogram } from 'node:perf_hooks';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { HooksManager } from '../src/hooks/hooks-manager.js';
+import type { CalloutHandle } from '../src/hooks/callout-handle.js';
+import { Logger, type LogRecord } from '../src/log/logger.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url)); // dist/bench/ → the repository
+const ROUNDS = 3;
+
+const CURRENT_SERVER = { 'ip-address': '127.0.0.1', port: 53 };
+const TSIG_KEY = { name: 'k1', algorithm: 'HMAC-SHA256', secret: 'LSWXnfkKZjdPJI5QxlpnfQ==' };
+const PAYLOAD = { current_server: CURRENT_SERVER, tsig_key: TSIG_KEY };
+
+/** Per in-flight level: warm-up calls, then at most `calls` timed calls or `ms` per round. */
+const LOAD = {
+  1: { warmup: 1_000, calls: 8_000, ms: 2_500 },
+  64: { warmup: 10_000, calls: 64_000, ms: 2_500 },
+} as const;
+type InFlight = keyof typeof LOAD;
+
+interface RoundResult {
+  usPerCall: number;
+  callsPerSec: number;
+  p50: number;
+  p99: number;
+  calls: number;
+}
+
+type Call = () => Promise<unknown>;
+
+/**
+ * Keeps `inFlight` calls going until `maxCalls` were started or `maxMs` passed,
+ * and waits for the last to finish. Latency per call in µs goes into `hist`.
+ */
+function drive(call: Call, inFlight: number, maxCalls: number, maxMs: number, hist?: RecordableHistogram): Promise<{ calls: number; ms: number }> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const deadline = t0 + maxMs;
+    let started = 0;
+    let done = 0;
+    let stopped = false;
+    const launch = (): void => {
+      if (!stopped && (started >= maxCalls || performance.now() > deadline)) stopped = true;
+      if (stopped) {
+        if (done === started) resolve({ calls: done, ms: performance.now() - t0 });
+        return;
+      }
+      started++;
+      const s = performance.now();
+      call().then(() => {
+        hist?.record(Math.max(1, Math.round((performance.now() - s) * 1000)));
+        done++;
+        launch();
+      }, reject);
+    };
+    for (let i = 0; i < inFlight; i++) launch();
+  });
+}
+
+async function measure(call: Call, inFlight: InFlight): Promise<RoundResult> {
+  const load = LOAD[inFlight];
+  const hist = createHistogram({ lowest: 1, highest: 60_000_000, figures: 3 });
+  const { calls, ms } = await drive(call, inFlight, load.calls, load.ms, hist);
+  return {
+    usPerCall: (ms * 1000) / calls,
+    callsPerSec: (calls * 1000) / ms,
+    p50: hist.percentile(50),
+    p99: hist.percentile(99),
+    calls,
+  };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+function medianResult(rounds: RoundResult[]): RoundResult & { rounds: number[] } {
+  return {
+    usPerCall: median(rounds.map((r) => r.usPerCall)),
+    callsPerSec: median(rounds.map((r) => r.callsPerSec)),
+    p50: median(rounds.map((r) => r.p50)),
+    p99: median(rounds.map((r) => r.p99)),
+    calls: median(rounds.map((r) => r.calls)),
+    rounds: rounds.map((r) => r.usPerCall),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// 1. raw MessagePort ping-pong
+
+class RawEcho {
+  private readonly worker: Worker;
+  private readonly port: MessagePort;
+  private readonly pending = new Map<number, () => void>();
+  private nextId = 1;
+
+  constructor() {
+    const { port1, port2 } = new MessageChannel();
+    this.worker = new Worker(new URL('./raw-echo-worker.js', import.meta.url), { workerData: { port: port2 }, transferList: [port2] });
+    this.worker.on('error', (err) => console.error('raw echo worker failed:', err));
+    this.port = port1;
+    port1.on('message', (m: { id: number } | { id: number }[]) => {
+      if (Array.isArray(m)) for (const one of m) this.settle(one.id);
+      else this.settle(m.id);
+    });
+  }
+
+  private settle(id: number): void {
+    const resolve = this.pending.get(id);
+    this.pending.delete(id);
+    resolve?.();
+  }
+
+  /** One message per call: the baseline. */
+  readonly call: Call = () =>
+    new Promise<void>((resolve) => {
+      const id = this.nextId++;
+      this.pending.set(id, resolve);
+      this.port.postMessage({ id, payload: PAYLOAD });
+    });
+
+  private outbox: { id: number; payload: typeof PAYLOAD }[] = [];
+
+  /** Calls made in the same turn share one message, as d2box's callouts do (for reference only). */
+  readonly batched: Call = () =>
+    new Promise<void>((resolve) => {
+      const id = this.nextId++;
+      this.pending.set(id, resolve);
+      if (this.outbox.push({ id, payload: PAYLOAD }) === 1) {
+        queueMicrotask(() => {
+          const batch = this.outbox;
+          this.outbox = [];
+          this.port.postMessage(batch);
+        });
+      }
+    });
+
+  async close(): Promise<void> {
+    this.port.close();
+    await this.worker.terminate();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// 2. d2box callout round trips
+
+/** One handle per slot in flight, its arguments set again for every call, as for a new NCR. */
+function d2boxCaller(hooks: HooksManager, handles: CalloutHandle[]): Call {
+  let next = 0;
+  return () => {
+    const handle = handles[next++ % handles.length]!;
+    handle.setArgument('current_server', CURRENT_SERVER).setArgument('tsig_key', TSIG_KEY);
+    return hooks.callCallouts('select_key', handle);
+  };
+}
+
+// ---------------------------------------------------------------------------
+// 4. a hook point with no callouts
+
+async function idleHook(hooks: HooksManager, handle: CalloutHandle): Promise<{ awaited: number; sync: number }> {
+  const N = 200_000;
+  const maxMs = 1_000;
+  const awaitedRound = async (): Promise<number> => {
+    const t0 = performance.now();
+    let i = 0;
+    for (; i < N && (i & 1023 || performance.now() - t0 < maxMs); i++) await hooks.callCallouts('d2_srv_configured', handle);
+    return ((performance.now() - t0) * 1000) / i;
+  };
+  const syncRound = async (): Promise<number> => {
+    const t0 = performance.now();
+    let i = 0;
+    let last: Promise<unknown> | undefined;
+    for (; i < N && (i & 1023 || performance.now() - t0 < maxMs); i++) last = hooks.callCallouts('d2_srv_configured', handle);
+    const us = ((performance.now() - t0) * 1000) / i;
+    await last;
+    return us;
+  };
+  await awaitedRound();
+  await syncRound();
+  const awaited: number[] = [];
+  const sync: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    awaited.push(await awaitedRound());
+    sync.push(await syncRound());
+  }
+  return { awaited: median(awaited), sync: median(sync) };
+}
+
+// ---------------------------------------------------------------------------
+// 5. event-loop delay while a library spins and crashes
+
+interface ChaosResult {
+  p99ms: number;
+  maxMs: number;
+  rounds: number[];
+  spins: number;
+  exits: number;
+  restarts: number;
+  timeouts: number;
+  exitFailures: number;
+  state: string;
+  served: number;
+  errorLines: number;
+}
+
+async function chaos(noop: HooksManager): Promise<ChaosResult> {
+  const lines = { error: 0, warn: 0 };
+  Logger.setSink((r: LogRecord) => {
+    if (r.severity === 'WARN') lines.warn++;
+    else lines.error++;
+  });
+  const hooks = new HooksManager({ baseDir: ROOT });
+  await hooks.loadLibraries([
+    {
+      library: 'bench/fixtures/spin-crash.mjs',
+      sandbox: { 'callout-timeout-ms': 50, 'max-restarts': 1_000_000, 'restart-window-s': 1, 'on-failure': 'continue' },
+    },
+  ]);
+  const handle = await hooks.createCalloutHandle();
+  handle.setArgument('current_server', CURRENT_SERVER).setArgument('tsig_key', TSIG_KEY);
+  let spins = 0;
+  let exits = 0;
+  const misbehave = async (maxMs: number): Promise<void> => {
+    const t0 = performance.now();
+    for (let i = 0; i < 10_000 && performance.now() - t0 < maxMs; i++) {
+      const mode = i % 2 === 0 ? 'spin' : 'exit';
+      handle.setArgument('bench_mode', mode);
+      await hooks.callCallouts('select_key', handle);
+      if (mode === 'spin') spins++;
+      else exits++;
+    }
+  };
+  // Meanwhile the main loop keeps serving callouts on a well-behaved library.
+  const servingHandle = await noop.createCalloutHandle();
+  const serve = d2boxCaller(noop, [servingHandle]);
+  let served = 0;
+
+  await misbehave(400); // warm-up: a few terminations and replacements
+  const p99s: number[] = [];
+  let maxMs = 0;
+  for (let r = 0; r < ROUNDS; r++) {
+    const eld = monitorEventLoopDelay({ resolution: 1 });
+    eld.enable();
+    const [, s] = await Promise.all([misbehave(1_500), drive(serve, 1, 1_000_000, 1_500)]);
+    eld.disable();
+    served += s.calls;
+    p99s.push(eld.percentile(99) / 1e6);
+    maxMs = Math.max(maxMs, eld.max / 1e6);
+  }
+  const stats = hooks.getLibraryStatistics()[0]!;
+  await hooks.unloadLibraries();
+  Logger.setSink((r: LogRecord) => process.stderr.write(`${r.severity} [${r.logger}] ${r.id} ${r.text}\n`));
+  return {
+    p99ms: median(p99s),
+    maxMs,
+    rounds: p99s,
+    spins,
+    exits,
+    restarts: stats.restarts,
+    timeouts: stats.failures.timeout,
+    exitFailures: stats.failures.exit,
+    state: stats.state,
+    served,
+    errorLines: lines.error + lines.warn,
+  };
+}
+
+// ---------------------------------------------------------------------------
+
+const fmt = (n: number, digits = 2): string => n.toFixed(digits);
+
+function row(label: string, inFlight: number, r: ReturnType<typeof medianResult>): string {
+  return [
+    label.padEnd(18),
+    String(inFlight).padStart(9),
+    fmt(r.usPerCall).padStart(10),
+    Math.round(r.callsPerSec).toString().padStart(10),
+    String(r.p50).padStart(9),
+    String(r.p99).padStart(9),
+    '   ' + r.rounds.map((x) => fmt(x)).join(' / '),
+  ].join('');
+}
+
+async function main(): Promise<void> {
+  Logger.setSeverity('WARN');
+  console.log(`d2box hooks benchmark: Node ${process.version}, ${availableParallelism()} cpus, median of ${ROUNDS} rounds after warm-up`);
+  console.log(`payload: select_key ${JSON.stringify(PAYLOAD)}`);
+
+  const raw = new RawEcho();
+  const hooks = new HooksManager({ baseDir: ROOT });
+  await hooks.loadLibraries([{ library: 'bench/fixtures/noop-select-key.mjs', sandbox: { 'callout-timeout-ms': 5000 } }]);
+  const handles: CalloutHandle[] = [];
+  for (let i = 0; i < 64; i++) handles.push(await hooks.createCalloutHandle());
+  const d2box = d2boxCaller(hooks, handles);
+
+  const results = new Map<string, RoundResult[]>();
+  const levels: InFlight[] = [1, 64];
+  const impls: [string, Call][] = [
+    ['raw', raw.call],
+    ['raw-batched', raw.batched],
+    ['d2box', d2box],
+  ];
+  for (const inFlight of levels) {
+    for (const [, call] of impls) await drive(call, inFlight, LOAD[inFlight].warmup, 5_000);
+  }
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const inFlight of levels) {
+      for (const [name, call] of impls) {
+        const key = `${name}:${inFlight}`;
+        const list = results.get(key) ?? [];
+        list.push(await measure(call, inFlight));
+        results.set(key, list);
+      }
+    }
+  }
+  const m = (name: string, inFlight: number) => medianResult(results.get(`${name}:${inFlight}`)!);
+
+  console.log('');
+  console.log(`${'round trip'.padEnd(18)}${'in flight'.padStart(9)}${'µs/call'.padStart(10)}${'calls/s'.padStart(10)}${'p50 µs'.padStart(9)}${'p99 µs'.padStart(9)}   µs/call per round`);
+  for (const inFlight of levels) {
+    console.log(row('raw MessagePort', inFlight, m('raw', inFlight)));
+    console.log(row('(raw, batched)', inFlight, m('raw-batched', inFlight)));
+    console.log(row('d2box callout', inFlight, m('d2box', inFlight)));
+  }
+  const ratio1 = m('d2box', 1).usPerCall / m('raw', 1).usPerCall;
+  const ratio64 = m('d2box', 64).usPerCall / m('raw', 64).usPerCall;
+  console.log('');
+  console.log(`ratio d2box/raw:   1 in flight ${fmt(ratio1)}× (target ≤ 2)   64 in flight ${fmt(ratio64)}× (target ≤ 3)`);
+  console.log(
+    `(reference: d2box/raw batched per turn: 1 in flight ${fmt(m('d2box', 1).usPerCall / m('raw-batched', 1).usPerCall)}×, ` +
+      `64 in flight ${fmt(m('d2box', 64).usPerCall / m('raw-batched', 64).usPerCall)}×)`,
+  );
+
+  const idle = await idleHook(hooks, handles[0]!);
+  console.log(`idle hook point:   ${fmt(idle.awaited, 3)} µs/call awaited (target < 1); ${fmt(idle.sync, 3)} µs/call without awaiting`);
+
+  const stats = hooks.getLibraryStatistics()[0]!;
+  const c = await chaos(hooks);
+  console.log(
+    `event-loop delay:  p99 ${fmt(c.p99ms)} ms (target < 5; rounds ${c.rounds.map((x) => fmt(x)).join(' / ')}; max ${fmt(c.maxMs)} ms) ` +
+      `while a library spun ${c.spins}× past its 50 ms deadline and exited ${c.exits}×`,
+  );
+  console.log(
+    `                   its stats: ${c.timeouts} timeouts, ${c.exitFailures} exits, ${c.restarts} restarts, state ${c.state}; ` +
+      `${c.served} callouts served meanwhile by the no-op library; ${c.errorLines} log lines`,
+  );
+  console.log(`no-op library:     ${stats.calls} calls, failures ${Object.values(stats.failures).reduce((a, b) => a + b, 0)}, state ${stats.state}`);
+
+  await hooks.unloadLibraries();
+  await raw.close();
+  console.log(`ratio_1=${fmt(ratio1)} ratio_64=${fmt(ratio64)} idle_hook_us=${fmt(idle.awaited, 3)} loop_delay_p99_ms=${fmt(c.p99ms)}`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
