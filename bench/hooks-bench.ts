@@ -38,6 +38,8 @@ type InFlight = keyof typeof LOAD;
 
 interface RoundResult {
   usPerCall: number;
+  /** Main-thread busy time per call (event-loop utilization × wall time / calls). */
+  mainUs: number;
   callsPerSec: number;
   p50: number;
   p99: number;
@@ -78,9 +80,12 @@ function drive(call: Call, inFlight: number, maxCalls: number, maxMs: number, hi
 async function measure(call: Call, inFlight: InFlight): Promise<RoundResult> {
   const load = LOAD[inFlight];
   const hist = createHistogram({ lowest: 1, highest: 60_000_000, figures: 3 });
+  const elu = performance.eventLoopUtilization();
   const { calls, ms } = await drive(call, inFlight, load.calls, load.ms, hist);
+  const busy = performance.eventLoopUtilization(elu);
   return {
     usPerCall: (ms * 1000) / calls,
+    mainUs: (busy.active * 1000) / calls,
     callsPerSec: (calls * 1000) / ms,
     p50: hist.percentile(50),
     p99: hist.percentile(99),
@@ -96,6 +101,7 @@ function median(values: number[]): number {
 function medianResult(rounds: RoundResult[]): RoundResult & { rounds: number[] } {
   return {
     usPerCall: median(rounds.map((r) => r.usPerCall)),
+    mainUs: median(rounds.map((r) => r.mainUs)),
     callsPerSec: median(rounds.map((r) => r.callsPerSec)),
     p50: median(rounds.map((r) => r.p50)),
     p99: median(rounds.map((r) => r.p99)),
@@ -296,6 +302,7 @@ function row(label: string, inFlight: number, r: ReturnType<typeof medianResult>
     Math.round(r.callsPerSec).toString().padStart(10),
     String(r.p50).padStart(9),
     String(r.p99).padStart(9),
+    fmt(r.mainUs).padStart(10),
     '   ' + r.rounds.map((x) => fmt(x)).join(' / '),
   ].join('');
 }
@@ -304,6 +311,7 @@ async function main(): Promise<void> {
   Logger.setSeverity('WARN');
   console.log(`d2box hooks benchmark: Node ${process.version}, ${availableParallelism()} cpus, median of ${ROUNDS} rounds after warm-up`);
   console.log(`payload: select_key ${JSON.stringify(PAYLOAD)}`);
+  console.log('µs/call = wall time / calls; p50/p99 = latency of one call; main µs = main-thread busy time per call (event-loop utilization)');
 
   const raw = new RawEcho();
   const hooks = new HooksManager({ baseDir: ROOT });
@@ -335,7 +343,7 @@ async function main(): Promise<void> {
   const m = (name: string, inFlight: number) => medianResult(results.get(`${name}:${inFlight}`)!);
 
   console.log('');
-  console.log(`${'round trip'.padEnd(18)}${'in flight'.padStart(9)}${'µs/call'.padStart(10)}${'calls/s'.padStart(10)}${'p50 µs'.padStart(9)}${'p99 µs'.padStart(9)}   µs/call per round`);
+  console.log(`${'round trip'.padEnd(18)}${'in flight'.padStart(9)}${'µs/call'.padStart(10)}${'calls/s'.padStart(10)}${'p50 µs'.padStart(9)}${'p99 µs'.padStart(9)}${'main µs'.padStart(10)}   µs/call per round`);
   for (const inFlight of levels) {
     console.log(row('raw MessagePort', inFlight, m('raw', inFlight)));
     console.log(row('(raw, batched)', inFlight, m('raw-batched', inFlight)));
