@@ -1,0 +1,278 @@
+/**
+ * Sends DNS UPDATEs over UDP to one server at a time and waits for the answer,
+ * as Kea's DNSClient: one attempt per call, bounded by `dns-server-timeout`;
+ * fail-over across servers is the caller's business.
+ *
+ * - One socket per address family per client, reused; many updates may be in
+ *   flight at once, each with a unique message ID, matched by ID and by the
+ *   server's address and port. Datagrams from anywhere else are ignored
+ *   (counted in `stats.stray`).
+ * - A signed request needs a signed answer that verifies with the request MAC;
+ *   an unsigned or badly signed answer is a `tsig-error` (Kea treats it as an
+ *   invalid response).
+ * - `update()` never rejects: it resolves to an outcome. The receive path never
+ *   throws. Every timer is cleared when its request settles; `close()` settles
+ *   whatever is in flight as `stopped` and closes the sockets. Sockets are
+ *   unref'd, so an idle client does not keep the process alive.
+ */
+import { randomInt } from 'node:crypto';
+import dgram from 'node:dgram';
+import { isIP } from 'node:net';
+import { rcodeToText } from './codes.js';
+import { DnsError, type DnsErrorKind } from './errors.js';
+import { decodeMessage, encodeMessage, type DecodedMessage, type Message } from './message.js';
+import { TsigContext, type TsigKey } from './tsig.js';
+import { D2UpdateMessage, validateUpdateResponse } from './update-message.js';
+
+/** Kea's default dns-server-timeout, milliseconds. */
+export const DEFAULT_DNS_SERVER_TIMEOUT = 500;
+/** Kea's upper bound: the largest int. */
+export const MAX_DNS_SERVER_TIMEOUT = 2 ** 31 - 1;
+
+export interface DnsServerAddress {
+  address: string;
+  port: number;
+}
+
+export interface UpdateOptions {
+  /** Sign with this key and require a verified signed answer. */
+  key?: TsigKey | null;
+  /** Milliseconds; defaults to the client's timeout. */
+  timeoutMs?: number;
+}
+
+export type DnsUpdateOutcome =
+  | {
+      status: 'success';
+      /** Header RCODE of the answer (NOERROR, YXDOMAIN, NXRRSET, REFUSED, ...). */
+      rcode: number;
+      response: DecodedMessage;
+      id: number;
+      signed: boolean;
+    }
+  | {
+      status: Exclude<DnsErrorKind, 'invalid-argument'> | 'invalid-request';
+      error: DnsError;
+      id: number;
+      /** For `tsig-error`: the TSIG error (BADSIG, BADKEY, BADTIME, BADTRUNC) or FORMERR when unsigned. */
+      tsigError?: number;
+      /** The decoded answer, when there was one. */
+      response?: DecodedMessage;
+    };
+
+/** Counters with Kea's meanings (update-sent, -signed, -unsigned, -success, -timeout, -error). */
+export interface DnsClientStats {
+  sent: number;
+  signed: number;
+  unsigned: number;
+  success: number;
+  timeout: number;
+  error: number;
+  /** Datagrams that matched no request in flight (wrong ID or source): ignored. */
+  stray: number;
+}
+
+interface Pending {
+  id: number;
+  family: 4 | 6;
+  address: string;
+  port: number;
+  context: TsigContext | undefined;
+  timer: NodeJS.Timeout;
+  resolve: (o: DnsUpdateOutcome) => void;
+}
+
+const MAX_IN_FLIGHT = 0x10000;
+
+/** Compare IPv4 addresses also when a dual-stack socket reports them mapped. */
+function sameAddress(a: string, b: string): boolean {
+  const strip = (s: string) => (s.toLowerCase().startsWith('::ffff:') && isIP(s.slice(7)) === 4 ? s.slice(7) : s.toLowerCase());
+  return strip(a) === strip(b);
+}
+
+export class DnsClient {
+  readonly timeoutMs: number;
+  readonly stats: DnsClientStats = { sent: 0, signed: 0, unsigned: 0, success: 0, timeout: 0, error: 0, stray: 0 };
+  private readonly pending = new Map<number, Pending>();
+  private readonly sockets = new Map<4 | 6, dgram.Socket>();
+  private closed = false;
+
+  constructor(opts: { timeoutMs?: number } = {}) {
+    const t = opts.timeoutMs ?? DEFAULT_DNS_SERVER_TIMEOUT;
+    if (!Number.isInteger(t) || t <= 0 || t > MAX_DNS_SERVER_TIMEOUT) {
+      throw new DnsError('invalid-argument', `dns-server-timeout must be an integer in [1, ${MAX_DNS_SERVER_TIMEOUT}], got ${t}`);
+    }
+    this.timeoutMs = t;
+  }
+
+  /** Number of updates awaiting an answer. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /** Local port of the socket of a family, once it exists (for tests and logs). */
+  localPort(family: 4 | 6 = 4): number | undefined {
+    const s = this.sockets.get(family);
+    try {
+      return s?.address().port;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Sends one update to one server and resolves with its outcome. The message
+   * gets a fresh ID unique among this client's requests in flight.
+   */
+  update(server: DnsServerAddress, message: D2UpdateMessage | Message, opts: UpdateOptions = {}): Promise<DnsUpdateOutcome> {
+    const invalid = (text: string, kind: 'invalid-request' | 'stopped' = 'invalid-request'): Promise<DnsUpdateOutcome> =>
+      Promise.resolve({ status: kind, error: new DnsError(kind === 'invalid-request' ? 'invalid-argument' : kind, text), id: -1 });
+    if (this.closed) return invalid('the DNS client is closed', 'stopped');
+    const family = isIP(server.address);
+    if (family !== 4 && family !== 6) return invalid(`not an IP address: ${server.address}`);
+    if (!Number.isInteger(server.port) || server.port < 1 || server.port > 0xffff) return invalid(`bad port: ${server.port}`);
+    const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
+    if (!Number.isInteger(timeoutMs) || timeoutMs <= 0 || timeoutMs > MAX_DNS_SERVER_TIMEOUT) return invalid(`bad timeout: ${timeoutMs}`);
+    if (this.pending.size >= MAX_IN_FLIGHT) return invalid('too many updates in flight');
+
+    const id = this.freshId();
+    let wire: Buffer;
+    let context: TsigContext | undefined;
+    try {
+      const m = message instanceof D2UpdateMessage ? message.toMessage() : message;
+      if (m.qr) return invalid('cannot send a message with the QR flag set');
+      wire = encodeMessage({ ...m, id });
+      if (opts.key) {
+        context = new TsigContext(opts.key);
+        wire = context.sign(wire);
+      }
+    } catch (e) {
+      return invalid(e instanceof Error ? e.message : String(e));
+    }
+
+    const socket = this.socketFor(family);
+    this.stats.sent++;
+    if (context) this.stats.signed++;
+    else this.stats.unsigned++;
+    return new Promise<DnsUpdateOutcome>((resolve) => {
+      const p: Pending = {
+        id,
+        family,
+        address: server.address,
+        port: server.port,
+        context,
+        resolve,
+        timer: setTimeout(() => {
+          this.finish(p, { status: 'timeout', error: new DnsError('timeout', `no answer from ${server.address} port ${server.port} within ${timeoutMs} ms`), id });
+        }, timeoutMs),
+      };
+      this.pending.set(id, p);
+      socket.send(wire, server.port, server.address, (e) => {
+        if (e) this.finish(p, { status: 'io-error', error: new DnsError('io-error', `send to ${server.address} port ${server.port} failed: ${e.message}`), id });
+      });
+    });
+  }
+
+  /** Settles everything in flight as `stopped` and closes the sockets. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const p of [...this.pending.values()]) {
+      this.finish(p, { status: 'stopped', error: new DnsError('stopped', 'the DNS client was closed'), id: p.id });
+    }
+    const closing = [...this.sockets.values()].map((s) => new Promise<void>((res) => {
+      try {
+        s.close(() => res());
+      } catch {
+        res();
+      }
+    }));
+    this.sockets.clear();
+    await Promise.all(closing);
+  }
+
+  private freshId(): number {
+    for (let i = 0; i < 64; i++) {
+      const id = randomInt(0, 0x10000);
+      if (!this.pending.has(id)) return id;
+    }
+    const start = randomInt(0, 0x10000);
+    for (let i = 0; i < 0x10000; i++) {
+      const id = (start + i) & 0xffff;
+      if (!this.pending.has(id)) return id;
+    }
+    throw new DnsError('invalid-argument', 'no free message id'); // unreachable: guarded by MAX_IN_FLIGHT
+  }
+
+  private socketFor(family: 4 | 6): dgram.Socket {
+    const existing = this.sockets.get(family);
+    if (existing) return existing;
+    const s = dgram.createSocket({ type: family === 4 ? 'udp4' : 'udp6' });
+    s.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
+    s.on('error', (e) => this.onSocketError(family, s, e));
+    s.unref();
+    this.sockets.set(family, s);
+    return s;
+  }
+
+  private onSocketError(family: 4 | 6, s: dgram.Socket, e: Error): void {
+    if (this.sockets.get(family) === s) this.sockets.delete(family);
+    for (const p of [...this.pending.values()]) {
+      if (p.family === family) this.finish(p, { status: 'io-error', error: new DnsError('io-error', `socket error: ${e.message}`), id: p.id });
+    }
+    try {
+      s.close();
+    } catch {
+      // already closed
+    }
+  }
+
+  private finish(p: Pending, outcome: DnsUpdateOutcome): void {
+    if (this.pending.get(p.id) !== p) return; // already settled
+    this.pending.delete(p.id);
+    clearTimeout(p.timer);
+    if (outcome.status === 'success') this.stats.success++;
+    else if (outcome.status === 'timeout') this.stats.timeout++;
+    else if (outcome.status !== 'stopped') this.stats.error++;
+    p.resolve(outcome);
+  }
+
+  private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    try {
+      if (msg.length < 2) {
+        this.stats.stray++;
+        return;
+      }
+      const p = this.pending.get(msg.readUInt16BE(0));
+      if (!p || rinfo.port !== p.port || !sameAddress(rinfo.address, p.address)) {
+        this.stats.stray++;
+        return;
+      }
+      this.finish(p, this.evaluate(p, msg));
+    } catch (e) {
+      // Never let a received datagram throw out of the event loop.
+      this.stats.stray++;
+    }
+  }
+
+  private evaluate(p: Pending, msg: Buffer): DnsUpdateOutcome {
+    const id = p.id;
+    const decoded = decodeMessage(msg);
+    if (!decoded.ok) return { status: 'malformed', error: decoded.error, id };
+    const valid = validateUpdateResponse(decoded.value);
+    if (!valid.ok) return { status: 'malformed', error: valid.error, id, response: decoded.value };
+    const response = valid.value;
+    if (p.context) {
+      const v = p.context.verifyResponse(msg, response);
+      if (!v.ok) {
+        return {
+          status: 'tsig-error',
+          error: new DnsError('tsig-error', `TSIG verification failed: ${rcodeToText(v.error)}: ${v.reason} (rcode ${rcodeToText(response.rcode)})`),
+          id,
+          tsigError: v.error,
+          response,
+        };
+      }
+    }
+    return { status: 'success', rcode: response.rcode, response, id, signed: p.context !== undefined };
+  }
+}
