@@ -100,6 +100,8 @@ export class IOServiceBridge implements IOServiceRemote {
   private closed = false;
   private readonly pendingCalls = new Set<(err: Error) => void>();
   private readonly proxies = new Set<Comlink.Remote<IOCallback>>();
+  /** Ids of this bridge's own pending tasks: the owner name alone is not unique (a library configured twice). */
+  private readonly tasks = new Set<number>();
 
   constructor(
     private readonly io: IOService,
@@ -127,28 +129,41 @@ export class IOServiceBridge implements IOServiceRemote {
 
   post(callback: IOCallback): number {
     const remote = this.adopt(callback);
-    return this.io.post(this.owner, () => this.fire(remote, true));
+    const id: number = this.io.post(this.owner, () => {
+      this.tasks.delete(id);
+      this.fire(remote, true);
+    });
+    this.tasks.add(id);
+    return id;
   }
 
   setTimeout(callback: IOCallback, ms: number): number {
     const remote = this.adopt(callback);
-    return this.io.setTimeout(this.owner, () => this.fire(remote, true), checkDelay(ms));
+    const id: number = this.io.setTimeout(this.owner, () => {
+      this.tasks.delete(id);
+      this.fire(remote, true);
+    }, checkDelay(ms));
+    this.tasks.add(id);
+    return id;
   }
 
   setInterval(callback: IOCallback, ms: number): number {
     const remote = this.adopt(callback);
-    return this.io.setInterval(this.owner, () => this.fire(remote, false), checkDelay(ms));
+    const id = this.io.setInterval(this.owner, () => this.fire(remote, false), checkDelay(ms));
+    this.tasks.add(id);
+    return id;
   }
 
   cancel(id: number): boolean {
-    return this.io.cancel(this.owner, id);
+    return this.tasks.delete(id) && this.io.cancel(this.owner, id);
   }
 
   /** Cancels the library's tasks and fails calls still waiting on its worker. */
   close(reason: string): void {
     if (this.closed) return;
     this.closed = true;
-    this.io.cancelAll(this.owner);
+    for (const id of this.tasks) this.io.cancel(this.owner, id);
+    this.tasks.clear();
     const err = new Error(reason);
     for (const fail of this.pendingCalls) fail(err);
     this.pendingCalls.clear();
