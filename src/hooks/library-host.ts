@@ -81,6 +81,8 @@ interface Session {
   settleLoad: { resolve: () => void; reject: (err: Error) => void };
   loadTimer?: NodeJS.Timeout;
   ended?: () => void;
+  /** The 'unloaded' message was handled (it can lose the race with the task's end). */
+  unloadReported?: boolean;
 }
 
 export interface LibraryHostDeps {
@@ -334,12 +336,8 @@ export class LibraryHost {
         this.setRegistrations(message.registrations);
         return;
       case 'unloaded':
-        if (message.error || (message.unloadReturn !== null && message.unloadReturn !== 0)) {
-          const why = message.error ? `threw ${message.error.name}: ${message.error.message}` : `returned ${message.unloadReturn}`;
-          this.log.error('HOOKS_UNLOAD_FAILED', `hook library ${this.name}: unload() ${why}`);
-        } else {
-          this.log.info('HOOKS_LIBRARY_UNLOADED', `hook library ${this.name} unloaded`);
-        }
+        session.unloadReported = true;
+        this.logUnload(message.unloadReturn, message.error);
         return;
     }
   }
@@ -369,6 +367,9 @@ export class LibraryHost {
     if (session !== this.session) return;
     this.session = undefined;
     if (this.stopping) {
+      // The session result carries the unload outcome too: log it from there when
+      // the 'unloaded' message was still queued on the port closed above.
+      if (session.loaded && !session.unloadReported && result) this.logUnload(result.unloadReturn, result.error);
       session.ended?.();
       session.settleLoad.reject(new HookLibraryError(this.name, `hook library ${this.name} was stopped while loading`));
       return;
@@ -389,6 +390,15 @@ export class LibraryHost {
     if (this.inFlight.size === 0) this.recordFailure(failure, undefined);
     this.failAll(failure);
     this.restartOrQuarantine(cause.kind, cause.message);
+  }
+
+  private logUnload(unloadReturn: number | null, error: SerializedError | undefined): void {
+    if (error || (unloadReturn !== null && unloadReturn !== 0)) {
+      const why = error ? `threw ${error.name}: ${error.message}` : `returned ${unloadReturn}`;
+      this.log.error('HOOKS_UNLOAD_FAILED', `hook library ${this.name}: unload() ${why}`);
+    } else {
+      this.log.info('HOOKS_LIBRARY_UNLOADED', `hook library ${this.name} unloaded`);
+    }
   }
 
   private restartOrQuarantine(kind: FailureKind, message: string): void {
