@@ -1,0 +1,96 @@
+/**
+ * `tsig-keys`: Kea 2.2's TSIGKeyInfo. Keys: name, algorithm, digest-bits, secret,
+ * user-context, comment. (`secret-file` arrived in Kea 2.6; 2.2 rejects it, so does d2box.)
+ */
+import { z } from 'zod';
+import { contextShape, foldComment } from './common.js';
+import { dnsNameError } from './domains.js';
+
+/** Algorithm names as BIND's dnssec-keygen and Kea spell them, with their HMAC output size. */
+export const TSIG_ALGORITHMS = {
+  'HMAC-MD5': { hash: 'md5', bits: 128, minDigestBits: 80 },
+  'HMAC-SHA1': { hash: 'sha1', bits: 160, minDigestBits: 80 },
+  'HMAC-SHA224': { hash: 'sha224', bits: 224, minDigestBits: 112 },
+  'HMAC-SHA256': { hash: 'sha256', bits: 256, minDigestBits: 128 },
+  'HMAC-SHA384': { hash: 'sha384', bits: 384, minDigestBits: 192 },
+  'HMAC-SHA512': { hash: 'sha512', bits: 512, minDigestBits: 256 },
+} as const;
+export type TsigAlgorithm = keyof typeof TSIG_ALGORITHMS;
+
+/** Kea matches algorithm names case-insensitively (boost::iequals). */
+export function canonicalTsigAlgorithm(name: string): TsigAlgorithm | undefined {
+  const upper = name.toUpperCase();
+  return Object.hasOwn(TSIG_ALGORITHMS, upper) ? (upper as TsigAlgorithm) : undefined;
+}
+
+/**
+ * Decodes base64 as Kea's decoder: whitespace ignored, complete 4-character
+ * groups required, padding bits must be zero. Returns bytes or Kea's complaint.
+ */
+export function decodeKeaBase64(secret: string): { ok: true; bytes: Buffer } | { ok: false; error: string } {
+  const s = secret.replace(/[ \t\r\n]/g, '');
+  const m = /^([A-Za-z0-9+/]*)(={0,2})$/.exec(s);
+  if (!m) return { ok: false, error: 'attempt to decode a value not in base64 char set' };
+  if (s.length % 4 !== 0) return { ok: false, error: `Incomplete input for base64: ${secret}` };
+  const body = m[1]!;
+  const pad = m[2]!.length;
+  if (pad > 0) {
+    const last = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'.indexOf(body[body.length - 1]!);
+    const unused = pad === 1 ? 0b11 : 0b1111;
+    if ((last & unused) !== 0) return { ok: false, error: `Non 0 bits included in base64 padding: ${secret}` };
+  }
+  return { ok: true, bytes: Buffer.from(s, 'base64') };
+}
+
+export const TsigKeySchema = z
+  .object({
+    name: z.string().min(1, 'TSIG key name cannot be blank'),
+    algorithm: z.string().min(1, 'TSIG key algorithm cannot be blank'),
+    'digest-bits': z
+      .int()
+      .refine((n) => n === 0 || (n > 0 && n % 8 === 0), 'TSIG key digest-bits must either be zero or a positive, multiple of eight')
+      .default(0),
+    secret: z.string().min(1, 'TSIG key secret cannot be blank'),
+    ...contextShape,
+  })
+  .strict()
+  .transform((k, ctx) => {
+    const nameErr = dnsNameError(k.name);
+    if (nameErr) ctx.addIssue({ code: 'custom', message: `Cannot make D2TsigKey: ${nameErr}`, path: ['name'] });
+    const alg = canonicalTsigAlgorithm(k.algorithm);
+    if (!alg) {
+      ctx.addIssue({ code: 'custom', message: `tsig-key : Unknown TSIG Key algorithm: ${k.algorithm}`, path: ['algorithm'] });
+    } else {
+      const bits = k['digest-bits'];
+      const info = TSIG_ALGORITHMS[alg];
+      if (bits > 0 && bits < info.minDigestBits) {
+        ctx.addIssue({ code: 'custom', message: `tsig-key: digest-bits too small : (${alg} needs at least ${info.minDigestBits})`, path: ['digest-bits'] });
+      } else if (bits > info.bits) {
+        // Kea 2.2 accepts this and would sign with a MAC longer than the HMAC output.
+        ctx.addIssue({ code: 'custom', message: `tsig-key: digest-bits too large : (${alg} produces ${info.bits} bits)`, path: ['digest-bits'] });
+      }
+    }
+    const dec = decodeKeaBase64(k.secret);
+    if (!dec.ok) ctx.addIssue({ code: 'custom', message: `Cannot make D2TsigKey: ${dec.error}`, path: ['secret'] });
+    return { ...foldComment(k, ctx), algorithm: alg ?? (k.algorithm as TsigAlgorithm) };
+  });
+
+export type TsigKeyConfig = z.output<typeof TsigKeySchema>;
+
+export const TsigKeysSchema = z.array(TsigKeySchema).superRefine((keys, ctx) => {
+  const seen = new Set<string>();
+  keys.forEach((k, i) => {
+    // Kea compares key names exactly ("k" and "K" are two keys).
+    if (seen.has(k.name)) {
+      ctx.addIssue({ code: 'custom', message: `Duplicate TSIG key name specified : ${k.name}`, path: [i, 'name'] });
+    }
+    seen.add(k.name);
+  });
+});
+
+/** The key's secret as bytes (the schema guarantees it decodes). */
+export function tsigSecretBytes(key: Pick<TsigKeyConfig, 'secret'>): Buffer {
+  const d = decodeKeaBase64(key.secret);
+  if (!d.ok) throw new Error(d.error);
+  return d.bytes;
+}
