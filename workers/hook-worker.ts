@@ -297,17 +297,18 @@ class Session {
       };
     }
     const changes = handle?.changes();
+    // Absent fields are left out, not set to undefined: structured clone would carry every key.
     const result: CalloutResult = {
       id: request.id,
       status: changes?.status ?? request.status,
-      set: changes?.set,
-      deleted: changes?.deleted,
-      context: changes?.context,
       nonZero: state.nonZero,
       callouts: this.library.calloutsFor(request.hook).length,
-      failure,
       durationUs: (performance.now() - started) * 1000,
     };
+    if (changes?.set) result.set = changes.set;
+    if (changes?.deleted) result.deleted = changes.deleted;
+    if (changes?.context) result.context = changes.context;
+    if (failure) result.failure = failure;
     if (this.library.dirty) {
       this.library.dirty = false;
       result.registrations = this.library.registrations();

@@ -16,6 +16,7 @@ import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { Piscina } from 'piscina';
+import { z } from 'zod';
 import { Logger } from '../log/logger.js';
 import type { IOService } from './io-service.js';
 import { IOServiceBridge } from './io-service.js';
@@ -58,6 +59,15 @@ export class HookLibraryError extends Error {
     super(message);
   }
 }
+
+/**
+ * protocol.ts declares what a worker may send; this is the same schema compiled
+ * by zod (generated code, several times faster than the interpreted parse) for
+ * the callout port, where every results batch is checked. Where zod cannot
+ * compile it, z.compile hands back the schema itself; on invalid input the
+ * compiled one falls back to the runtime parser, so errors read the same.
+ */
+const WorkerMessageParser = z.compile(WorkerMessageSchema);
 
 const here = import.meta.url;
 /** Under tsx (tests, dev) the worker is TypeScript and needs tsx in its thread too. */
@@ -164,7 +174,9 @@ export class LibraryHost {
     if (this.stats.state === 'quarantined') return Promise.resolve(this.quarantinedOutcome(status));
     if (this.stats.state === 'stopped') return Promise.resolve({ status, nonZero: 0, skipped: true });
     return new Promise((resolve) => {
-      const pending: Pending = { request: { id: this.nextId++, hook, status, args, context }, resolve, sentAt: 0 };
+      // No `context` key when there is none: structured clone would carry it.
+      const request: CalloutRequest = context ? { id: this.nextId++, hook, status, args, context } : { id: this.nextId++, hook, status, args };
+      const pending: Pending = { request, resolve, sentAt: 0 };
       if (this.waiting.length === 0 && this.canSend()) this.send(pending);
       else this.waiting.push(pending);
     });
@@ -295,7 +307,7 @@ export class LibraryHost {
 
   private onWorkerMessage(session: Session, raw: unknown): void {
     if (session !== this.session) return;
-    const parsed = WorkerMessageSchema.safeParse(raw);
+    const parsed = WorkerMessageParser.safeParse(raw);
     if (!parsed.success) {
       this.terminate(session, 'protocol', `worker sent an invalid message: ${parsed.error.issues[0]?.message ?? 'unknown'}`);
       return;
