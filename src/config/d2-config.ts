@@ -333,7 +333,7 @@ function findCommentAfterUserContext(doc: KeaJsonDocument, node: unknown, path: 
     if (keys.includes('comment') && keys.indexOf('user-context') >= 0 && keys.indexOf('user-context') < keys.indexOf('comment') &&
       typeof uc === 'object' && uc !== null && Object.hasOwn(uc, 'comment')) {
       const p = [...path, 'comment'];
-      const prev = positionOf(doc, [...path, 'user-context']);
+      const prev = positionOf(doc, [...path, 'user-context'], true);
       return makeError(`duplicate user-context/comment entries${prev ? ` (previous at ${formatPos(prev)})` : ''}`, p, positionOf(doc, p, true));
     }
     for (const k of keys) {
