@@ -309,7 +309,9 @@ export class HooksManager {
         for (const name of validated.deleted) handle.deleteArgument(name);
         if (outcome.context) handle.setLibraryContext(library.index, outcome.context);
         handle.setStatus(outcome.status);
-        if (failure && drop) handle.setStatus(NextStep.DROP);
+        // A throw or rejection already set DROP in the worker, where a later callout may
+        // change it again (Kea's order); a log flood is only known here.
+        if (failure?.kind === 'log-flood' && drop) handle.setStatus(NextStep.DROP);
         return failure;
       }
     }

@@ -23,8 +23,6 @@ export const HookLibraryConfigSchema = z
     library: z.string().min(1, 'library path must not be empty'),
     parameters: z.record(z.string(), z.unknown()).default({}),
     sandbox: SandboxPolicySchema.default(SandboxPolicySchema.parse({})),
-    'user-context': z.record(z.string(), z.unknown()).optional(),
-    comment: z.string().optional(),
   })
   .strict();
 export type HookLibraryConfig = z.infer<typeof HookLibraryConfigSchema>;

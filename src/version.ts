@@ -1,0 +1,26 @@
+/** Version strings for -v, -V, -W, version-get and build-report. */
+import { readFileSync } from 'node:fs';
+
+/** package.json is one level up from src/, two from dist/src/. */
+function readPackage(): { version: string } {
+  for (const relative of ['../package.json', '../../package.json']) {
+    try {
+      return JSON.parse(readFileSync(new URL(relative, import.meta.url), 'utf8')) as { version: string };
+    } catch {
+      // not at this level
+    }
+  }
+  return { version: '0.0.0' };
+}
+const pkg = readPackage();
+
+export const VERSION: string = pkg.version;
+export const EXTENDED_VERSION = `${VERSION}\nd2box (DHCP-DDNS, Kea D2 compatible, hooks version 20200)\nNode.js ${process.versions.node}, V8 ${process.versions.v8}, OpenSSL ${process.versions.openssl}`;
+export const BUILD_REPORT = [
+  'd2box configuration report',
+  `  version:      ${VERSION}`,
+  `  node:         ${process.versions.node}`,
+  `  openssl:      ${process.versions.openssl}`,
+  `  platform:     ${process.platform} ${process.arch}`,
+  '  hooks:        worker_threads (piscina), one thread per library',
+].join('\n');
