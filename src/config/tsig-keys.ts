@@ -5,23 +5,7 @@
 import { z } from 'zod';
 import { contextShape, foldComment } from './common.js';
 import { dnsNameError } from './domains.js';
-
-/** Algorithm names as BIND's dnssec-keygen and Kea spell them, with their HMAC output size. */
-export const TSIG_ALGORITHMS = {
-  'HMAC-MD5': { hash: 'md5', bits: 128, minDigestBits: 80 },
-  'HMAC-SHA1': { hash: 'sha1', bits: 160, minDigestBits: 80 },
-  'HMAC-SHA224': { hash: 'sha224', bits: 224, minDigestBits: 112 },
-  'HMAC-SHA256': { hash: 'sha256', bits: 256, minDigestBits: 128 },
-  'HMAC-SHA384': { hash: 'sha384', bits: 384, minDigestBits: 192 },
-  'HMAC-SHA512': { hash: 'sha512', bits: 512, minDigestBits: 256 },
-} as const;
-export type TsigAlgorithm = keyof typeof TSIG_ALGORITHMS;
-
-/** Kea matches algorithm names case-insensitively (boost::iequals). */
-export function canonicalTsigAlgorithm(name: string): TsigAlgorithm | undefined {
-  const upper = name.toUpperCase();
-  return Object.hasOwn(TSIG_ALGORITHMS, upper) ? (upper as TsigAlgorithm) : undefined;
-}
+import { parseTsigAlgorithm, TSIG_ALGORITHMS, type TsigAlgorithm } from '../dns/tsig.js';
 
 /**
  * Decodes base64 as Kea's decoder: whitespace ignored, complete 4-character
@@ -57,7 +41,8 @@ export const TsigKeySchema = z
   .transform((k, ctx) => {
     const nameErr = dnsNameError(k.name);
     if (nameErr) ctx.addIssue({ code: 'custom', message: `Cannot make D2TsigKey: ${nameErr}`, path: ['name'] });
-    const alg = canonicalTsigAlgorithm(k.algorithm);
+    // The algorithm table lives with TSIG itself (src/dns/tsig.ts); names match case-insensitively, as Kea's.
+    const alg = parseTsigAlgorithm(k.algorithm);
     if (!alg) {
       ctx.addIssue({ code: 'custom', message: `tsig-key : Unknown TSIG Key algorithm: ${k.algorithm}`, path: ['algorithm'] });
     } else {

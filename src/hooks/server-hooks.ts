@@ -5,6 +5,7 @@
  * honour counts as CONTINUE.
  */
 import { z } from 'zod';
+import { TSIG_ALGORITHMS, type TsigAlgorithm } from '../dns/tsig.js';
 import { NextStep, type NextStepStatus } from './protocol.js';
 
 export type ArgumentDirection = 'in' | 'out' | 'in/out';
@@ -30,14 +31,7 @@ export interface HookPoint {
   honoured: readonly NextStepStatus[];
 }
 
-export const TSIG_ALGORITHMS = [
-  'HMAC-MD5',
-  'HMAC-SHA1',
-  'HMAC-SHA224',
-  'HMAC-SHA256',
-  'HMAC-SHA384',
-  'HMAC-SHA512',
-] as const;
+const TSIG_ALGORITHM_NAMES = Object.keys(TSIG_ALGORITHMS) as [TsigAlgorithm, ...TsigAlgorithm[]];
 
 /** A TSIG key as select_key sees and returns it (Kea's D2TsigKey, by value). */
 export const TsigKeySchema = z
@@ -46,7 +40,7 @@ export const TsigKeySchema = z
     algorithm: z
       .string()
       .transform((s) => s.toUpperCase())
-      .pipe(z.enum(TSIG_ALGORITHMS)),
+      .pipe(z.enum(TSIG_ALGORITHM_NAMES)),
     secret: z.string().regex(/^[A-Za-z0-9+/]+={0,2}$/, 'secret must be base64').min(4),
     'digest-bits': z.number().int().nonnegative().optional(),
   })
