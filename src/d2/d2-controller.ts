@@ -1,16 +1,19 @@
 /**
  * D2Controller, as Kea's: reads the configuration file, applies it, reacts to
  * signals (SIGHUP reloads the file, SIGTERM/SIGINT shut down), and checks a
- * configuration for -t/-T. What a configuration sets up beyond the hook
- * libraries belongs to the D2 process, which the controller drives.
+ * configuration for -t/-T. Applying a configuration (listener, domains, keys,
+ * hook libraries, d2_srv_configured) and serving NCRs is the D2 process's job
+ * (d2-process.ts), which the controller drives.
  */
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { parseD2Config } from '../config/d2-config.js';
-import { HooksLoadError, HooksManager } from '../hooks/hooks-manager.js';
+import type { D2Config } from '../config/d2-config.js';
+import { HooksManager } from '../hooks/hooks-manager.js';
 import type { HookLibraryConfigInput } from '../hooks/library-config.js';
 import { Logger } from '../log/logger.js';
 import { VERSION } from '../version.js';
+import { D2Process } from './d2-process.js';
 
 export interface ControllerOptions {
   verbose: boolean;
@@ -20,7 +23,7 @@ export type ApplyResult = { ok: true } | { ok: false; error: string };
 
 export class D2Controller {
   private readonly log = new Logger('kea-dhcp-ddns');
-  private hooks: HooksManager | undefined;
+  private process: D2Process | undefined;
   private configFile = '';
   private stopping = false;
   private applying: Promise<ApplyResult> = Promise.resolve({ ok: true });
@@ -61,11 +64,11 @@ export class D2Controller {
   async run(file: string): Promise<number> {
     this.configFile = file;
     this.log.info('DCTL_STARTING', `DHCP-DDNS starting, pid: ${process.pid}, version: ${VERSION}`);
-    this.hooks = new HooksManager({ baseDir: process.cwd() });
+    this.process = new D2Process({ hooks: new HooksManager({ baseDir: process.cwd() }) });
     const first = await this.applyFile(file);
     if (!first.ok) {
       this.log.fatal('DCTL_CONFIG_FILE_LOAD_FAIL', `DHCP-DDNS: configuration error using file: ${file}, reason: ${first.error}`);
-      await this.hooks.unloadLibraries();
+      await this.process.shutdown();
       return 1;
     }
     return new Promise<number>((resolve) => {
@@ -77,7 +80,7 @@ export class D2Controller {
         clearInterval(keepAlive);
         this.log.info('DCTL_SHUTDOWN', `DHCP-DDNS has shut down (${signal})`);
         void this.applying
-          .then(() => this.hooks?.unloadLibraries())
+          .then(() => this.process?.shutdown())
           .then(
             () => resolve(0),
             () => resolve(1),
@@ -100,20 +103,16 @@ export class D2Controller {
   private async applyFile(file: string): Promise<ApplyResult> {
     const read = await this.readConfig(file);
     if (!read.ok) return read;
-    const hooks = this.hooks!;
-    try {
-      await hooks.loadLibraries(read.hooksLibraries);
-    } catch (err) {
-      return { ok: false, error: err instanceof HooksLoadError ? err.message : String(err) };
-    }
-    const configured = await hooks.configured(read.json, read.config);
-    if (!configured.accepted) return { ok: false, error: configured.error };
+    const d2 = this.process!;
+    const applied = await d2.configure({ json: read.json, config: read.config, hooksLibraries: read.hooksLibraries });
+    if (!applied.ok) return applied;
+    const hooks = d2.hooks;
     this.log.info('DCTL_CONFIG_COMPLETE', `server has completed configuration: ${hooks.getLibraryNames().length} hook librar${hooks.getLibraryNames().length === 1 ? 'y' : 'ies'} loaded`);
     return { ok: true };
   }
 
   private async readConfig(file: string): Promise<
-    { ok: true; json: unknown; config: unknown; hooksLibraries: HookLibraryConfigInput[] } | { ok: false; error: string }
+    { ok: true; json: unknown; config: D2Config; hooksLibraries: HookLibraryConfigInput[] } | { ok: false; error: string }
   > {
     let text: string;
     try {

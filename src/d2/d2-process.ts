@@ -1,0 +1,290 @@
+/**
+ * D2Process, as Kea's (src/bin/d2/d2_process.cc): owns the NCR listener, the
+ * queue manager, the update manager, the DNS client, the statistics and the
+ * hook libraries, and applies configurations.
+ *
+ * Configuration is atomic: everything that can fail is tried before anything
+ * is committed — the TSIG keys are built, the new listener bound (when the
+ * address or port changed), the hook libraries loaded and d2_srv_configured
+ * run (DROP rejects with the library's error text). A rejected configuration
+ * leaves the previous one serving: its listener never closed, its hook
+ * libraries loaded again (and d2_srv_configured run for it again), its domains
+ * and keys in use.
+ *
+ * No NCR is lost across a reconfiguration: while it is applied, NCRs keep
+ * being received and queued, no transaction starts, and those in flight are
+ * let finish under the configuration they started with (Kea stops its
+ * listener instead). Then the queue is served under the new configuration.
+ *
+ * Shutdown: stop receiving; NCRs still queued end failed (`shutdown`, counted
+ * and logged); transactions in flight get `shutdownTimeoutMs` to end, after
+ * which the DNS client is closed and they end failed (`stopped`); then the hook
+ * libraries are unloaded.
+ *
+ * Every NCR ends in exactly one `ncr-done` event and is counted: Kea's
+ * `ncr-received`, `ncr-invalid`, `ncr-error`, `queue-mgr-queue-full` and
+ * `update-*` statistics, plus d2box's `d2box.ncr-completed`,
+ * `d2box.ncr-failed` and `d2box.ncr-failed.<reason>` (Kea has no names for those).
+ */
+import { EventEmitter } from 'node:events';
+import type { D2Config } from '../config/d2-config.js';
+import { DnsClient } from '../dns/dns-client.js';
+import { TsigKey } from '../dns/tsig.js';
+import { HooksLoadError, HooksManager } from '../hooks/hooks-manager.js';
+import type { HookLibraryConfigInput } from '../hooks/library-config.js';
+import { Logger } from '../log/logger.js';
+import type { NameChangeRequest } from '../ncr/name-change-request.js';
+import { NcrListener } from '../ncr/ncr-listener.js';
+import { declareD2Stats, declareKeyStats } from '../stats/d2-stats.js';
+import { StatsMgr } from '../stats/stats-mgr.js';
+import { D2QueueMgr, MAX_QUEUE_DEFAULT } from './d2-queue-mgr.js';
+import { D2UpdateMgr, MAX_TRANSACTIONS_DEFAULT, type NcrDone } from './d2-update-mgr.js';
+import { tsigKeyStatName, type FailureReason } from './name-change-transaction.js';
+
+export const NCR_OUTCOME_STATS = ['d2box.ncr-completed', 'd2box.ncr-failed'] as const;
+export const FAILURE_REASONS: readonly FailureReason[] = [
+  'no-forward-match',
+  'no-reverse-match',
+  'ddns-disabled',
+  'queue-full',
+  'no-more-servers',
+  'conflict',
+  'rejected',
+  'build-failure',
+  'send-error',
+  'stopped',
+  'shutdown',
+  'model-error',
+];
+export const failureStatName = (reason: FailureReason): string => `d2box.ncr-failed.${reason}`;
+
+/** Default bound on how long shutdown waits for transactions in flight. */
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 5_000;
+
+/** A parsed configuration, as the controller hands it over. */
+export interface D2ConfigInput {
+  /** The whole JSON document (`{"DhcpDdns": ...}`), for d2_srv_configured's json_config. */
+  json: unknown;
+  config: D2Config;
+  hooksLibraries: HookLibraryConfigInput[];
+}
+
+export type ConfigureResult = { ok: true } | { ok: false; error: string };
+
+export interface D2ProcessOptions {
+  hooks?: HooksManager;
+  stats?: StatsMgr;
+  maxQueueSize?: number;
+  maxTransactions?: number;
+  shutdownTimeoutMs?: number;
+  log?: Logger;
+}
+
+export interface D2ProcessEvents {
+  'ncr-done': [NcrDone];
+}
+
+export class D2Process extends EventEmitter<D2ProcessEvents> {
+  readonly hooks: HooksManager;
+  readonly stats: StatsMgr;
+  readonly queueMgr: D2QueueMgr;
+  readonly updateMgr: D2UpdateMgr;
+  private readonly log: Logger;
+  private readonly shutdownTimeoutMs: number;
+  private readonly dnsClient = new DnsClient();
+  private listener: NcrListener | undefined;
+  private current: D2ConfigInput | undefined;
+  private configuring: Promise<unknown> = Promise.resolve();
+  private stopping: Promise<void> | undefined;
+
+  constructor(opts: D2ProcessOptions = {}) {
+    super();
+    this.hooks = opts.hooks ?? new HooksManager({ baseDir: process.cwd() });
+    this.stats = opts.stats ?? new StatsMgr();
+    this.log = opts.log ?? new Logger('kea-dhcp-ddns');
+    this.shutdownTimeoutMs = opts.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
+    declareD2Stats(this.stats);
+    for (const name of NCR_OUTCOME_STATS) this.stats.declare(name);
+    for (const reason of FAILURE_REASONS) this.stats.declare(failureStatName(reason));
+    this.queueMgr = new D2QueueMgr({
+      maxQueueSize: opts.maxQueueSize ?? MAX_QUEUE_DEFAULT,
+      stats: this.stats,
+      log: this.log,
+      onRefused: (ncr) => this.ncrDone({ ncr, status: 'failed', reason: 'queue-full', detail: `the request queue is full (${this.queueMgr.maxQueueSize})` }),
+    });
+    this.updateMgr = new D2UpdateMgr({
+      queue: this.queueMgr,
+      maxTransactions: opts.maxTransactions ?? MAX_TRANSACTIONS_DEFAULT,
+      log: this.log,
+      onDone: (done) => this.ncrDone(done),
+    });
+  }
+
+  /** The port NCRs are received on (once configured). */
+  get port(): number | undefined {
+    return this.listener?.port;
+  }
+
+  /** The configuration in force. */
+  get configuration(): D2ConfigInput | undefined {
+    return this.current;
+  }
+
+  /** Applies a configuration, or rejects it and keeps the current one. Calls are serialized. */
+  configure(input: D2ConfigInput): Promise<ConfigureResult> {
+    const run = this.configuring.then(() => this.doConfigure(input));
+    this.configuring = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Hands an NCR to the queue as the listener does (for embedding and tests). */
+  receive(ncr: NameChangeRequest): void {
+    this.stats.addValue('ncr-received');
+    if (this.stopping) {
+      this.ncrDone({ ncr, status: 'failed', reason: 'shutdown', detail: 'the server is shutting down' });
+      return;
+    }
+    if (this.queueMgr.enqueue(ncr)) this.updateMgr.sweep();
+  }
+
+  /** Stops receiving, lets transactions end within the bound, unloads the hook libraries. Idempotent. */
+  shutdown(): Promise<void> {
+    this.stopping ??= this.doShutdown();
+    return this.stopping;
+  }
+
+  private async doConfigure(input: D2ConfigInput): Promise<ConfigureResult> {
+    if (this.stopping) return { ok: false, error: 'the server is shutting down' };
+    const cfg = input.config;
+    // 1. What can be checked without touching anything.
+    const keys = new Map<string, TsigKey>();
+    try {
+      for (const k of cfg['tsig-keys']) {
+        keys.set(k.name, TsigKey.create({ name: k.name, algorithm: k.algorithm, secret: k.secret, digestBits: k['digest-bits'] }));
+      }
+    } catch (e) {
+      return { ok: false, error: `tsig-keys: ${(e as Error).message}` };
+    }
+    // 2. Let the transactions in flight finish; NCRs keep arriving and wait in the queue.
+    this.updateMgr.pause();
+    try {
+      await this.updateMgr.idle();
+      // 3. The listener, when its address or port changes.
+      let fresh: NcrListener | undefined;
+      const old = this.listener;
+      if (!old || old.ipAddress !== cfg['ip-address'] || (this.current && this.current.config.port !== cfg.port)) {
+        fresh = new NcrListener({
+          ipAddress: cfg['ip-address'],
+          port: cfg.port,
+          logger: new Logger('dhcp-to-d2'),
+          onNcr: (ncr) => this.receive(ncr),
+          onInvalid: () => this.stats.addValue('ncr-invalid'),
+          onError: () => this.stats.addValue('ncr-error'),
+        });
+        try {
+          await fresh.start();
+        } catch (e) {
+          return { ok: false, error: (e as Error).message };
+        }
+      }
+      // 4. Hook libraries, then d2_srv_configured.
+      try {
+        await this.hooks.loadLibraries(input.hooksLibraries);
+      } catch (e) {
+        await fresh?.stop();
+        return { ok: false, error: e instanceof HooksLoadError ? e.message : String(e) };
+      }
+      const configured = await this.hooks.configured(input.json, input.config);
+      if (!configured.accepted) {
+        await fresh?.stop();
+        await this.restoreHooks();
+        return { ok: false, error: configured.error };
+      }
+      // 5. Commit.
+      if (fresh) {
+        this.listener = fresh;
+        await old?.stop();
+      }
+      this.updateMgr.configure({
+        forwardDomains: cfg['forward-ddns']['ddns-domains'],
+        reverseDomains: cfg['reverse-ddns']['ddns-domains'],
+        transaction: {
+          dnsClient: this.dnsClient,
+          dnsServerTimeout: cfg['dns-server-timeout'],
+          keys,
+          stats: this.stats,
+          hooks: this.hooks,
+          log: new Logger('d2-to-dns'),
+        },
+      });
+      declareKeyStats(this.stats, [...keys.keys()].map(tsigKeyStatName));
+      this.current = input;
+      return { ok: true };
+    } finally {
+      this.updateMgr.resume();
+    }
+  }
+
+  /** After a rejected configuration: the libraries of the one in force, configured again. */
+  private async restoreHooks(): Promise<void> {
+    const cur = this.current;
+    try {
+      if (!cur) {
+        await this.hooks.unloadLibraries();
+        return;
+      }
+      await this.hooks.loadLibraries(cur.hooksLibraries);
+      const again = await this.hooks.configured(cur.json, cur.config);
+      if (!again.accepted) {
+        this.log.error('DHCP_DDNS_HOOKS_RESTORE_DROP', `d2_srv_configured refused the configuration in force when it was restored: ${again.error}`);
+      }
+    } catch (e) {
+      this.log.error('DHCP_DDNS_HOOKS_RESTORE_FAILED', `could not restore the hook libraries of the configuration in force: ${(e as Error).message}`);
+    }
+  }
+
+  private ncrDone(done: NcrDone): void {
+    if (done.status === 'completed') {
+      this.stats.addValue('d2box.ncr-completed');
+    } else {
+      this.stats.addValue('d2box.ncr-failed');
+      this.stats.addValue(failureStatName(done.reason ?? 'model-error'));
+    }
+    if (done.transaction) {
+      const what = done.ncr.changeType === 0 ? 'ADD' : 'REMOVE';
+      const text = `DHCP_DDNS Request ID ${done.ncr.dhcidHex}: ${done.ncr.fqdn} ${done.ncr.ipAddress}`;
+      if (done.status === 'completed') this.log.info(`DHCP_DDNS_${what}_SUCCEEDED`, `${text}: ${what.toLowerCase()} succeeded`);
+      else this.log.error(`DHCP_DDNS_${what}_FAILED`, `${text}: ${what.toLowerCase()} failed (${done.reason}): ${done.detail}`);
+    } else if (done.reason === 'shutdown') {
+      this.log.warn('DHCP_DDNS_NCR_ABANDONED', `DHCP_DDNS Request ID ${done.ncr.dhcidHex}: ${done.ncr.fqdn} not processed: ${done.detail}`);
+    }
+    this.emit('ncr-done', done);
+  }
+
+  private async doShutdown(): Promise<void> {
+    // Wait for a configuration being applied, so its listener is not left open.
+    await this.configuring;
+    await this.listener?.stop();
+    this.listener = undefined;
+    this.updateMgr.pause();
+    for (const ncr of this.queueMgr.clear()) {
+      this.ncrDone({ ncr, status: 'failed', reason: 'shutdown', detail: 'the server shut down before the request was processed' });
+    }
+    const within = (ms: number) =>
+      new Promise<boolean>((resolve) => {
+        const t = setTimeout(() => resolve(false), ms);
+        void this.updateMgr.idle().then(() => {
+          clearTimeout(t);
+          resolve(true);
+        });
+      });
+    if (!(await within(this.shutdownTimeoutMs))) {
+      this.log.warn('DHCP_DDNS_SHUTDOWN_TIMEOUT', `${this.updateMgr.transactionCount} transaction(s) still running after ${this.shutdownTimeoutMs} ms; stopping them`);
+    }
+    await this.dnsClient.close();
+    if (!(await within(this.shutdownTimeoutMs))) {
+      this.log.error('DHCP_DDNS_SHUTDOWN_ABANDONED', `${this.updateMgr.transactionCount} transaction(s) did not end; abandoned`);
+    }
+    await this.hooks.unloadLibraries();
+  }
+}
