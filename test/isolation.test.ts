@@ -21,6 +21,7 @@ const FAULTY = 'test/fixtures/faulty-callout.mjs';
 const FAULTY_IO = 'test/fixtures/faulty-io.mjs';
 const FAULTY_LOAD = 'test/fixtures/faulty-load.mjs';
 const FAULTY_VERSION = 'test/fixtures/faulty-version.mjs';
+const FAULTY_TOPLEVEL = 'test/fixtures/faulty-toplevel.mjs';
 const BASIC = 'test/fixtures/basic.mjs';
 
 const GOOD_KEY = { name: 'good.key.', algorithm: 'HMAC-SHA256', secret: 'c2VjcmV0LWtleQ==' };
@@ -296,6 +297,26 @@ describe('background code that misbehaves between callouts', () => {
     expect(stats().logLinesSuppressed).toBeGreaterThan(500);
     expect(failureCounts()).toEqual({});
     await expectServing();
+  });
+});
+
+describe('a worker that crashes while idle between tasks', () => {
+  it('is caught (no crash of the server), counted, and the library ends quarantined', async () => {
+    // faulty-toplevel.mjs throws from a timer 50 ms after it is imported: its first worker,
+    // opened for version(), crashes idle while the library before it is still in load().
+    await hooks.loadLibraries([
+      { library: FAULTY_LOAD, parameters: { rc: 0, 'delay-ms': 1000 } },
+      { library: FAULTY_TOPLEVEL, sandbox: { 'max-restarts': 1 } },
+    ]);
+    await waitFor('the library to be quarantined', () => stats(FAULTY_TOPLEVEL).state === 'quarantined');
+    const s = stats(FAULTY_TOPLEVEL);
+    // One crash while idle, then one per session: the first restarts it, the second quarantines it.
+    expect(failureCounts(FAULTY_TOPLEVEL)).toEqual({ crash: 3 });
+    expect(s.restarts).toBe(1);
+    expect(s.lastFailure?.message).toContain('thrown from a module-level timer on purpose');
+    const d = await selectKey();
+    expect(d.report.failures.map((f) => f.failure.kind)).toEqual(['quarantined']);
+    expect(stats(FAULTY_LOAD)).toMatchObject({ state: 'ready', restarts: 0 });
   });
 });
 
@@ -620,13 +641,32 @@ describe('the IOService handed to a library', () => {
     expect(stats(FAULTY_IO).lastFailure?.message).toMatch(/IOService callback did not finish in 300 ms/);
     expect(pendingCalls(bridges.at(-1)!)).toBe(0);
 
-    // A stuck callback in flight when the worker dies is settled at once, not at its deadline.
-    await hooks.loadLibraries([ioLibrary({ 'callout-timeout-ms': 20_000 })]);
+    // A stuck callback in flight when the worker dies is settled at once, not at its deadline:
+    // the bridge's deadline timer for it (callout-timeout-ms, 20 s here) is cleared right away.
+    const DEADLINE_MS = 20_000;
+    const deadlines = new Set<unknown>();
+    const cleared = new Set<unknown>();
+    const realSetTimeout = globalThis.setTimeout;
+    const realClearTimeout = globalThis.clearTimeout;
+    vi.spyOn(globalThis, 'setTimeout').mockImplementation(((fn: () => void, ms?: number, ...rest: unknown[]) => {
+      const timer = realSetTimeout(fn, ms, ...rest);
+      if (ms === DEADLINE_MS) deadlines.add(timer);
+      return timer;
+    }) as typeof setTimeout);
+    vi.spyOn(globalThis, 'clearTimeout').mockImplementation(((timer?: NodeJS.Timeout) => {
+      cleared.add(timer);
+      realClearTimeout(timer);
+    }) as typeof clearTimeout);
+    await hooks.loadLibraries([ioLibrary({ 'callout-timeout-ms': DEADLINE_MS })]);
     await hooks.configured({ Dhcpddns: {} }, {});
     const bridge = bridges.at(-1)!;
     expect((await report('stuck-post')).failures).toEqual([]);
     await waitFor('the stuck callback to be in flight', () => pendingCalls(bridge) === 1);
+    // The deadlines of the callbacks that ran (post, short timer) were cleared; the stuck one's is live.
+    const inFlight = [...deadlines].filter((t) => !cleared.has(t));
+    expect(inFlight).toHaveLength(1);
     expect((await report('exit')).failures[0]!.failure.kind).toBe('exit');
+    await waitFor('the stuck call to be settled', () => inFlight.every((t) => cleared.has(t)), 2_000);
     expect(pendingCalls(bridge)).toBe(0);
     expect(hooks.io.pending(FAULTY_IO)).toBe(0);
     expect(stats(FAULTY_IO).failures['io-callback']).toBe(0);
