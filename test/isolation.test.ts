@@ -27,6 +27,8 @@ const BASIC = 'test/fixtures/basic.mjs';
 const GOOD_KEY = { name: 'good.key.', algorithm: 'HMAC-SHA256', secret: 'c2VjcmV0LWtleQ==' };
 const BASIC_KEY = { name: 'basic.key.', algorithm: 'HMAC-SHA512', secret: 'YmFzaWMta2V5' };
 const SERVER_IP = '192.0.2.53';
+/** Deadline for the faulty libraries' callouts: long enough that a busy shared machine never trips it by accident. */
+const TIMEOUT_MS = 1000;
 
 type Sandbox = NonNullable<HookLibraryConfigInput['sandbox']>;
 
@@ -64,7 +66,7 @@ function faulty(sandbox: Sandbox = {}, parameters: Record<string, unknown> = {})
   return {
     library: FAULTY,
     parameters: { 'load-log': join(tmp, 'loads'), ...parameters },
-    sandbox: { 'callout-timeout-ms': 300, 'max-restarts': 5, 'restart-window-s': 60, ...sandbox },
+    sandbox: { 'callout-timeout-ms': TIMEOUT_MS, 'max-restarts': 5, 'restart-window-s': 60, ...sandbox },
   };
 }
 
@@ -189,7 +191,7 @@ describe('a callout that fails in its own code', () => {
 
 describe('a callout that takes its worker down', () => {
   it('loops forever: timed out, worker terminated and replaced, load() runs again, callouts work again', async () => {
-    await hooks.loadLibraries([faulty({ 'callout-timeout-ms': 300 })]);
+    await hooks.loadLibraries([faulty({ 'callout-timeout-ms': TIMEOUT_MS })]);
     const before = await expectServing();
     expect(loadLog()).toEqual([String(before.workerThread)]);
 
@@ -197,7 +199,7 @@ describe('a callout that takes its worker down', () => {
     expect(d.status).toBe(NextStep.DROP);
     expect(d.report.failures).toHaveLength(1);
     expect(d.report.failures[0]!.failure).toMatchObject({ kind: 'timeout' });
-    expect(d.report.failures[0]!.failure.message).toMatch(/select_key did not finish within 300 ms/);
+    expect(d.report.failures[0]!.failure.message).toMatch(new RegExp(`select_key did not finish within ${TIMEOUT_MS} ms`));
     expect(stats()).toMatchObject({ timeouts: 1, restarts: 1 });
     expect(failureCounts()).toEqual({ timeout: 1 });
 
@@ -278,7 +280,7 @@ describe('background code that misbehaves between callouts', () => {
   });
 
   it('a timer that spins forever: the next callout times out, the worker is replaced', async () => {
-    await hooks.loadLibraries([faulty({ 'callout-timeout-ms': 300 })]);
+    await hooks.loadLibraries([faulty({ 'callout-timeout-ms': TIMEOUT_MS })]);
     expect((await selectKey('idle-spin')).report.failures).toEqual([]);
     await new Promise((resolve) => setTimeout(resolve, 100));
     const d = await selectKey('ok');
@@ -322,7 +324,7 @@ describe('a worker that crashes while idle between tasks', () => {
 
 describe('callouts in flight or queued when the worker is lost', () => {
   it('one at a time (not MT-compatible): the queued callouts run on the replacement worker', async () => {
-    await hooks.loadLibraries([faulty({ 'callout-timeout-ms': 300 })]);
+    await hooks.loadLibraries([faulty({ 'callout-timeout-ms': TIMEOUT_MS })]);
     const [hang, ok1, thrown, ok2] = await Promise.all([selectKey('hang'), selectKey('ok'), selectKey('throw'), selectKey('ok')]);
     expect(hang.report.failures[0]!.failure.kind).toBe('timeout');
     expect(hang.status).toBe(NextStep.DROP);
@@ -336,7 +338,7 @@ describe('callouts in flight or queued when the worker is lost', () => {
   });
 
   it('many in flight (MT-compatible): every callout on the lost worker ends with a decision and is counted', async () => {
-    await hooks.loadLibraries([faulty({ 'callout-timeout-ms': 300 }, { mt: true })]);
+    await hooks.loadLibraries([faulty({ 'callout-timeout-ms': TIMEOUT_MS }, { mt: true })]);
     await expectServing();
     expect(stats().multiThreadingCompatible).toBe(true);
     const decisions = await Promise.all([selectKey('ok'), selectKey('hang'), selectKey('ok'), selectKey('ok')]);
@@ -421,7 +423,7 @@ describe('on-failure policy', () => {
     // basic.mjs sets SKIP for SERVER_IP; the faulty library comes after it.
     const chain = (onFailure?: 'drop' | 'continue') => [
       basic({ skip: SERVER_IP }),
-      { library: FAULTY, sandbox: { 'callout-timeout-ms': 300, ...(onFailure ? { 'on-failure': onFailure } : {}) } },
+      { library: FAULTY, sandbox: { 'callout-timeout-ms': TIMEOUT_MS, ...(onFailure ? { 'on-failure': onFailure } : {}) } },
     ];
     await hooks.loadLibraries(chain());
     for (const mode of ['throw', 'exit', 'bad-key']) {
@@ -634,11 +636,11 @@ describe('the IOService handed to a library', () => {
     const pendingCalls = (b: IOServiceBridge) => (b as unknown as { pendingCalls: Set<unknown> }).pendingCalls.size;
 
     // A stuck callback times out after callout-timeout-ms.
-    await hooks.loadLibraries([ioLibrary({ 'callout-timeout-ms': 300 })]);
+    await hooks.loadLibraries([ioLibrary({ 'callout-timeout-ms': TIMEOUT_MS })]);
     await hooks.configured({ Dhcpddns: {} }, {});
     expect((await report('stuck-post')).failures).toEqual([]);
     await waitFor('the stuck callback to be given up', () => stats(FAULTY_IO).failures['io-callback'] === 1);
-    expect(stats(FAULTY_IO).lastFailure?.message).toMatch(/IOService callback did not finish in 300 ms/);
+    expect(stats(FAULTY_IO).lastFailure?.message).toMatch(new RegExp(`IOService callback did not finish in ${TIMEOUT_MS} ms`));
     expect(pendingCalls(bridges.at(-1)!)).toBe(0);
 
     // A stuck callback in flight when the worker dies is settled at once, not at its deadline:
