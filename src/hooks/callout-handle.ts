@@ -55,6 +55,11 @@ export class CalloutHandle {
     return this.args.entries();
   }
 
+  /** Each argument in insertion order, without the iterator and [name, value] pairs argumentEntries allocates. */
+  forEachArgument(callback: (value: unknown, name: string) => void): void {
+    this.args.forEach(callback);
+  }
+
   getStatus(): NextStepStatus {
     return this.status;
   }

@@ -37,6 +37,8 @@ export interface ChainReport {
 }
 
 const NO_FAILURES: ChainReport = Object.freeze({ failures: Object.freeze([]) as unknown as CalloutFailure[] });
+/** What validateChanges returns when a library changed no argument (read-only). */
+const NO_CHANGES = Object.freeze({ set: Object.freeze([]) as unknown as [string, unknown][], deleted: Object.freeze([]) as unknown as string[] });
 
 export interface HooksManagerOptions {
   serverHooks?: ServerHooks;
@@ -208,7 +210,10 @@ export class HooksManager {
     handle.setStatus(NextStep.CONTINUE);
     const libraries = this.byHook.get(hook);
     if (!libraries) return Promise.resolve(NO_FAILURES);
-    return this.runChain(this.serverHooks.get(hook), libraries, handle);
+    const point = this.serverHooks.get(hook);
+    // One library on the hook, the usual case: one promise and no async frame per call.
+    if (libraries.length === 1) return this.callOne(point, libraries[0]!, handle);
+    return this.runChain(point, libraries, handle);
   }
 
   /** The status the server acts on after a hook call: unsupported values count as CONTINUE. */
@@ -259,6 +264,20 @@ export class HooksManager {
     });
   }
 
+  /** runChain for a single library, without its async frame; the same steps. */
+  private callOne(point: HookPoint, library: LibraryHost, handle: CalloutHandle): Promise<ChainReport> {
+    try {
+      if (!library.hasCallouts(point.name)) return Promise.resolve(NO_FAILURES);
+      const before = handle.getStatus();
+      return library.call(point.name, before, this.encodeArguments(point, handle), handle.getLibraryContext(library.index)).then((outcome) => {
+        const failure = this.applyOutcome(point, library, handle, before, outcome);
+        return failure ? { failures: [{ library: library.name, failure }] } : NO_FAILURES;
+      });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
   private async runChain(point: HookPoint, libraries: readonly LibraryHost[], handle: CalloutHandle): Promise<ChainReport> {
     let failures: CalloutFailure[] | undefined;
     for (const library of libraries) {
@@ -274,7 +293,7 @@ export class HooksManager {
   /** The handle's arguments as they travel: snapshots and the IOService by reference. */
   private encodeArguments(point: HookPoint, handle: CalloutHandle): Record<string, unknown> {
     const args: Record<string, unknown> = {};
-    for (const [name, value] of handle.argumentEntries()) {
+    handle.forEachArgument((value, name) => {
       const transport = point.arguments[name]?.transport;
       if (transport === 'io_context') {
         args[name] = { [ARG_REF_KEY]: 'io_context' } satisfies ArgRef;
@@ -283,7 +302,7 @@ export class HooksManager {
       } else {
         args[name] = value;
       }
-    }
+    });
     return args;
   }
 
@@ -320,6 +339,7 @@ export class HooksManager {
   }
 
   private validateChanges(point: HookPoint, outcome: CalloutOutcome): { set: [string, unknown][]; deleted: string[] } | { error: string } {
+    if (!outcome.set && !outcome.deleted) return NO_CHANGES;
     const set: [string, unknown][] = [];
     const deleted: string[] = [];
     if (outcome.set) {
