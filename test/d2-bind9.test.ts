@@ -10,7 +10,9 @@ import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { reverseIpAddress } from '../src/config/domains.js';
 import { digRecords, freePort, startBind9, type Bind9Server } from './support/bind9.js';
-import { D2Harness, ncr, silentServer, type ConfigSpec } from './fixtures/d2-harness.js';
+import { spawn } from 'node:child_process';
+import { NcrSender } from '../src/ncr/ncr-sender.js';
+import { configJson, D2Harness, ncr, silentServer, type ConfigSpec } from './fixtures/d2-harness.js';
 
 const FWD = 'example.com';
 const REV4 = '2.0.192.in-addr.arpa';
@@ -366,6 +368,74 @@ describe('servers: fail-over, TSIG keys, select_key', () => {
     expect(done).toMatchObject({ status: 'failed', reason: 'no-more-servers' });
     expect(done!.detail).toMatch(/skipped by select_key/);
     expect(d2.stat('update-sent')).toBe(0);
+  });
+});
+
+describe('hook library failures and the sample library', () => {
+  it('select_key that throws on every call: on-failure drop skips each server (nothing sent); continue signs with the configured key', async () => {
+    const dropping = await startD2({ hooks: [{ library: SELECT_KEY, parameters: { throw: true } }] });
+    const a = ncr({ fqdn: host(), ipAddress: '192.0.2.130', reverseChange: false });
+    await dropping.send(a);
+    expect((await dropping.waitDone([a]))[0]).toMatchObject({ status: 'failed', reason: 'no-more-servers' });
+    expect(dropping.stat('update-sent')).toBe(0);
+    expect(await data(a.fqdn, 'A')).toEqual([]);
+
+    const continuing = await startD2({ hooks: [{ library: SELECT_KEY, parameters: { throw: true }, sandbox: { 'on-failure': 'continue' } }] });
+    const b = ncr({ fqdn: host(), ipAddress: '192.0.2.131', reverseChange: false });
+    await continuing.send(b);
+    expect((await continuing.waitDone([b]))[0]!.status).toBe('completed');
+    expect(continuing.stat('key[d2.key.].update-success')).toBe(1);
+    expect(await data(b.fqdn, 'A')).toEqual(['192.0.2.131']);
+  });
+
+  it('the sample select-key-policy library maps a server to its own key, which BIND accepts', async () => {
+    const d2 = await startD2({
+      hooks: [{ library: resolve('dist/sample-hooks/select-key-policy/index.js'), parameters: { 'by-server': { [`127.0.0.1:${bind.port}`]: 'hook.key' } } }],
+    });
+    const n = ncr({ fqdn: `h${++seq}.${HOOKZONE}.`, ipAddress: '192.0.2.132', reverseChange: false });
+    await d2.send(n);
+    expect((await d2.waitDone([n]))[0]!.status).toBe('completed');
+    expect(d2.stat('key[hook.key.].update-success')).toBe(1);
+    expect(await data(n.fqdn, 'A')).toEqual(['192.0.2.132']);
+  });
+});
+
+describe('the daemon (kea-dhcp-ddns -c) end to end', () => {
+  it('receives NCRs over UDP, updates BIND, reloads on SIGHUP, exits 0 on SIGTERM', async () => {
+    const port = await freePort();
+    const file = join(dir, 'daemon.json');
+    writeFileSync(file, JSON.stringify(configJson(baseSpec(port))));
+    const daemon = spawn(process.execPath, [resolve('dist/src/cli.js'), '-c', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    daemon.stderr!.on('data', (d) => (log += d));
+    const exited = new Promise<number | null>((r) => daemon.on('exit', (code) => r(code)));
+    const waitLog = async (re: RegExp) => {
+      for (let i = 0; i < 400 && !re.test(log); i++) await new Promise((r) => setTimeout(r, 25));
+      expect(log).toMatch(re);
+    };
+    const sender = new NcrSender({ serverAddress: '127.0.0.1', serverPort: port });
+    try {
+      await waitLog(/DCTL_CONFIG_COMPLETE/);
+      const n = ncr({ fqdn: host('daemon'), ipAddress: '192.0.2.140' });
+      await sender.send(n);
+      await waitLog(/DHCP_DDNS_ADD_SUCCEEDED/);
+      expect(await data(n.fqdn, 'A')).toEqual(['192.0.2.140']);
+      expect(await data(reverseIpAddress('192.0.2.140'), 'PTR')).toEqual([n.fqdn]);
+      // A reload that drops the reverse domains: the next add changes only the forward zone.
+      writeFileSync(file, JSON.stringify(configJson(baseSpec(port, { reverse: [] }))));
+      daemon.kill('SIGHUP');
+      await waitLog(/DCTL_CONFIG_COMPLETE[^]*DCTL_CONFIG_COMPLETE/);
+      const m = ncr({ fqdn: host('daemon'), ipAddress: '192.0.2.141' });
+      await sender.send(m);
+      await waitLog(/DHCP_DDNS_ADD_SUCCEEDED[^]*DHCP_DDNS_ADD_SUCCEEDED/);
+      expect(await data(m.fqdn, 'A')).toEqual(['192.0.2.141']);
+      expect(await data(reverseIpAddress('192.0.2.141'), 'PTR')).toEqual([]);
+      daemon.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    } finally {
+      await sender.close();
+      if (daemon.exitCode === null && daemon.signalCode === null) daemon.kill('SIGKILL');
+    }
   });
 });
 
