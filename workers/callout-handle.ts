@@ -64,6 +64,12 @@ export class CalloutHandle implements CalloutHandleApi {
   }
 
   setStatus(status: NextStepStatus): void {
+    // Not an integer, it could not cross back (the host's protocol check would terminate the
+    // worker and every callout in flight on it): fail this callout instead. Integers that are
+    // no next-step status stay allowed; the host treats them as CONTINUE.
+    if (!Number.isInteger(status)) {
+      throw new TypeError(`setStatus: ${String(status)} is not a next-step status (use NextStep.CONTINUE, SKIP, DROP or PARK)`);
+    }
     this.status = status;
   }
 
