@@ -386,6 +386,22 @@ describe('a callout that returns what the hook point cannot take', () => {
     await expectServing();
   });
 
+  it('a status that is no number: that (async) callout fails as "reject", the others in flight on its worker are unharmed', async () => {
+    await hooks.loadLibraries([faulty({}, { mt: true })]);
+    const before = await expectServing();
+    const [ok1, bad, ok2] = await Promise.all([selectKey('slow-ok'), selectKey('bad-status'), selectKey('slow-ok')]);
+    expect(bad!.status).toBe(NextStep.DROP);
+    expect(bad!.report.failures[0]!.failure).toMatchObject({ kind: 'reject', name: 'TypeError' });
+    expect(bad!.report.failures[0]!.failure.message).toMatch(/not a next-step status/);
+    for (const ok of [ok1!, ok2!]) {
+      expect(ok.report.failures).toEqual([]);
+      expect(ok.tsigKey).toEqual(GOOD_KEY);
+    }
+    expect(failureCounts()).toEqual({ reject: 1 });
+    expect(stats()).toMatchObject({ restarts: 0, state: 'ready' });
+    expect((await expectServing()).workerThread).toBe(before.workerThread);
+  });
+
   it('a value that cannot be cloned (a function): "invalid-argument", the worker is kept', async () => {
     await hooks.loadLibraries([faulty()]);
     const before = await expectServing();
