@@ -15,13 +15,16 @@ import { decodeMessage, DnsClient, Rcode, rrClassToText, rrTypeToText, type Reso
 import { Logger } from '../src/log/logger.js';
 import { bytesToHex, type ConflictResolutionMode, type NameChangeRequest } from '../src/ncr/name-change-request.js';
 import { StatsMgr } from '../src/stats/stats-mgr.js';
-import { ncr } from './fixtures/d2-harness.js';
+import { D2Harness, ncr, sleep } from './fixtures/d2-harness.js';
+import { freePort } from './support/bind9.js';
 
-type Reply = number | 'silent' | 'garbage';
+type Reply = number | 'silent' | 'garbage' | 'hold';
 
 /** A DNS server that records every update and answers as scripted. */
 class ScriptedServer {
   readonly requests: { zone: string; prereq: string[]; update: string[] }[] = [];
+  /** Requests answered only on release(). */
+  readonly held: { id: number; port: number; address: string }[] = [];
   script: (index: number) => Reply = () => Rcode.NOERROR;
   private socket = dgram.createSocket('udp4');
   port = 0;
@@ -39,6 +42,10 @@ class ScriptedServer {
       });
       const reply = this.script(index);
       if (reply === 'silent') return;
+      if (reply === 'hold') {
+        this.held.push({ id: msg.readUInt16BE(0), port: rinfo.port, address: rinfo.address });
+        return;
+      }
       const out = Buffer.alloc(12);
       out.writeUInt16BE(msg.readUInt16BE(0), 0);
       if (reply === 'garbage') {
@@ -52,8 +59,19 @@ class ScriptedServer {
     this.port = this.socket.address().port;
   }
 
-  reset(script: (index: number) => Reply, n: NameChangeRequest): void {
+  /** Answers every held request with NOERROR. */
+  release(): void {
+    for (const h of this.held.splice(0)) {
+      const out = Buffer.alloc(12);
+      out.writeUInt16BE(h.id, 0);
+      out.writeUInt16BE(0x8000 | (5 << 11) | Rcode.NOERROR, 2);
+      this.socket.send(out, h.port, h.address);
+    }
+  }
+
+  reset(script: (index: number) => Reply, n: NameChangeRequest | undefined): void {
     this.requests.length = 0;
+    this.held.length = 0;
     this.script = script;
     this.ncr = n;
   }
@@ -253,5 +271,75 @@ describe('state transitions on answers BIND does not easily give', () => {
     expect(requests).toHaveLength(4);
     expect(second).toHaveLength(0);
     expect(stats.getValue('update-timeout')).toBe(3);
+  });
+});
+
+describe('D2UpdateMgr: concurrency limit and one transaction per DHCID', () => {
+  const until = async (cond: () => boolean) => {
+    for (let i = 0; i < 500 && !cond(); i++) await sleep(10);
+    expect(cond()).toBe(true);
+  };
+
+  async function harness(maxTransactions: number) {
+    const s = servers[0]!;
+    s.reset(() => 'hold', undefined);
+    const h = new D2Harness({ maxTransactions });
+    const r = await h.configure({ port: await freePort(), timeoutMs: 10_000, forward: [{ name: 'example.com.', servers: [{ port: s.port }] }] });
+    expect(r).toEqual({ ok: true });
+    return { s, h };
+  }
+
+  it('at most maxTransactions run at once; the rest wait in the queue and run as others end', async () => {
+    const { s, h } = await harness(3);
+    try {
+      const ncrs = Array.from({ length: 7 }, (_, i) => ncr({ fqdn: `c${i}.example.com.`, ipAddress: `192.0.2.${i + 1}`, reverseChange: false }));
+      for (const n of ncrs) h.process.receive(n);
+      await until(() => s.held.length === 3);
+      await sleep(100); // a fourth transaction would have sent by now
+      expect(s.requests).toHaveLength(3);
+      expect(h.process.updateMgr.transactionCount).toBe(3);
+      expect(h.process.queueMgr.size).toBe(4);
+      for (let round = 0; round < 5 && h.done.length < 7; round++) {
+        s.release();
+        await until(() => s.held.length > 0 || h.done.length === 7);
+      }
+      s.release();
+      const endings = await h.waitDone(ncrs);
+      expect(endings.every((e) => e.status === 'completed')).toBe(true);
+      expect(s.requests).toHaveLength(7);
+    } finally {
+      s.release();
+      await h.close();
+    }
+  });
+
+  it('a second NCR for a DHCID waits for the first to end; an NCR for another DHCID goes past it', async () => {
+    const { s, h } = await harness(32);
+    try {
+      const add = ncr({ fqdn: 'same.example.com.', ipAddress: '192.0.2.50', reverseChange: false });
+      const remove = ncr({ fqdn: 'same.example.com.', ipAddress: '192.0.2.50', reverseChange: false, changeType: 1, dhcid: add.dhcidHex });
+      const other = ncr({ fqdn: 'other.example.com.', ipAddress: '192.0.2.51', reverseChange: false });
+      await h.send(add, remove, other);
+      await until(() => s.held.length === 2);
+      await sleep(100);
+      expect(s.requests.map((r) => r.update[0]!.split(' ')[0])).toEqual(['same.example.com.', 'other.example.com.']);
+      expect(h.process.queueMgr.size).toBe(1);
+      s.release();
+      await until(() => s.held.length === 1);
+      expect(s.requests[2]!.update).toEqual([`same.example.com. NONE A 0 192.0.2.50`]);
+      for (let i = 0; i < 3 && h.done.length < 3; i++) {
+        s.release();
+        await until(() => s.held.length > 0 || h.done.length === 3);
+      }
+      const endings = await h.waitDone([add, other]);
+      expect(endings.map((e) => [e.ncr.fqdn, e.ncr.changeType])).toEqual([
+        ['same.example.com.', 0],
+        ['other.example.com.', 0],
+        ['same.example.com.', 1],
+      ]);
+    } finally {
+      s.release();
+      await h.close();
+    }
   });
 });
