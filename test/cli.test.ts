@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { freePort } from './support/bind9.js';
 
 const CLI = resolve('dist/src/cli.js');
 const FIXTURE = resolve('test/fixtures/cli-marker.mjs');
@@ -63,7 +64,9 @@ describe('kea-dhcp-ddns compatible command line', () => {
   it('-c runs until SIGTERM: loads libraries, runs d2_srv_configured, reloads on SIGHUP, unloads on shutdown', async () => {
     const marker = join(dir, 'marker-c');
     writeFileSync(marker, '');
-    const file = config('c.json', [{ library: FIXTURE, parameters: { marker } }]);
+    // The daemon binds its NCR port for real: take free ones, never Kea's default.
+    const [first, second] = [await freePort(), await freePort()];
+    const file = config('c.json', [{ library: FIXTURE, parameters: { marker } }], first);
     const daemon = spawn(process.execPath, [CLI, '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
     let log = '';
     daemon.stderr.on('data', (d) => (log += d));
@@ -74,14 +77,14 @@ describe('kea-dhcp-ddns compatible command line', () => {
     };
     try {
       await waitFor(/DCTL_CONFIG_COMPLETE/);
-      expect(readFileSync(marker, 'utf8')).toBe('load\nconfigured port=53001\n');
-      config('c.json', [{ library: FIXTURE, parameters: { marker } }], 53002);
+      expect(readFileSync(marker, 'utf8')).toBe(`load\nconfigured port=${first}\n`);
+      config('c.json', [{ library: FIXTURE, parameters: { marker } }], second);
       daemon.kill('SIGHUP');
       await waitFor(/DCTL_CONFIG_COMPLETE[^]*DCTL_CONFIG_COMPLETE/);
-      expect(readFileSync(marker, 'utf8')).toBe('load\nconfigured port=53001\nunload\nload\nconfigured port=53002\n');
+      expect(readFileSync(marker, 'utf8')).toBe(`load\nconfigured port=${first}\nunload\nload\nconfigured port=${second}\n`);
       daemon.kill('SIGTERM');
       expect(await exited).toBe(0);
-      expect(readFileSync(marker, 'utf8')).toMatch(/configured port=53002\nunload\n$/);
+      expect(readFileSync(marker, 'utf8')).toMatch(new RegExp(`configured port=${second}\\nunload\\n$`));
     } finally {
       if (daemon.exitCode === null) daemon.kill('SIGKILL');
     }
