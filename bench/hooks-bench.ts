@@ -31,10 +31,16 @@ const CURRENT_SERVER = { 'ip-address': '127.0.0.1', port: 53 };
 const TSIG_KEY = { name: 'k1', algorithm: 'HMAC-SHA256', secret: 'LSWXnfkKZjdPJI5QxlpnfQ==' };
 const PAYLOAD = { current_server: CURRENT_SERVER, tsig_key: TSIG_KEY };
 
-/** Per in-flight level: warm-up calls, then at most `calls` timed calls or `ms` per round. */
+/**
+ * Per in-flight level: warm-up calls; then each round runs the implementations
+ * in turn, CHUNKS times, each time for at most `calls` calls or `ms`, so that
+ * all of them see the same state of this shared, noisy machine (thread wake-up
+ * costs differ several-fold from one second to the next).
+ */
+const CHUNKS = 5;
 const LOAD = {
-  1: { warmup: 1_000, calls: 8_000, ms: 2_500 },
-  64: { warmup: 10_000, calls: 64_000, ms: 2_500 },
+  1: { warmup: 1_000, calls: 1_600, ms: 500 },
+  64: { warmup: 10_000, calls: 12_800, ms: 500 },
 } as const;
 type InFlight = keyof typeof LOAD;
 
@@ -79,20 +85,28 @@ function drive(call: Call, inFlight: number, maxCalls: number, maxMs: number, hi
   });
 }
 
-async function measure(call: Call, inFlight: InFlight): Promise<RoundResult> {
+/** One round: the implementations take turns, CHUNKS times; each one's chunks add up. */
+async function measureRound(calls: Call[], inFlight: InFlight): Promise<RoundResult[]> {
   const load = LOAD[inFlight];
-  const hist = createHistogram({ lowest: 1, highest: 60_000_000, figures: 3 });
-  const elu = performance.eventLoopUtilization();
-  const { calls, ms } = await drive(call, inFlight, load.calls, load.ms, hist);
-  const busy = performance.eventLoopUtilization(elu);
-  return {
-    usPerCall: (ms * 1000) / calls,
-    mainUs: (busy.active * 1000) / calls,
-    callsPerSec: (calls * 1000) / ms,
-    p50: hist.percentile(50),
-    p99: hist.percentile(99),
-    calls,
-  };
+  const acc = calls.map(() => ({ hist: createHistogram({ lowest: 1, highest: 60_000_000, figures: 3 }), calls: 0, ms: 0, activeMs: 0 }));
+  for (let chunk = 0; chunk < CHUNKS; chunk++) {
+    for (let i = 0; i < calls.length; i++) {
+      const a = acc[i]!;
+      const elu = performance.eventLoopUtilization();
+      const done = await drive(calls[i]!, inFlight, load.calls, load.ms, a.hist);
+      a.activeMs += performance.eventLoopUtilization(elu).active;
+      a.calls += done.calls;
+      a.ms += done.ms;
+    }
+  }
+  return acc.map((a) => ({
+    usPerCall: (a.ms * 1000) / a.calls,
+    mainUs: (a.activeMs * 1000) / a.calls,
+    callsPerSec: (a.calls * 1000) / a.ms,
+    p50: a.hist.percentile(50),
+    p99: a.hist.percentile(99),
+    calls: a.calls,
+  }));
 }
 
 function median(values: number[]): number {
@@ -319,7 +333,7 @@ function row(label: string, inFlight: number, r: ReturnType<typeof medianResult>
 
 async function main(): Promise<void> {
   Logger.setSeverity('WARN');
-  console.log(`d2box hooks benchmark: Node ${process.version}, ${availableParallelism()} cpus, median of ${ROUNDS} rounds after warm-up`);
+  console.log(`d2box hooks benchmark: Node ${process.version}, ${availableParallelism()} cpus, median of ${ROUNDS} rounds after warm-up (each round: the implementations take turns ${CHUNKS}×)`);
   console.log(`payload: select_key ${JSON.stringify(PAYLOAD)}`);
   console.log('µs/call = wall time / calls; p50/p99 = latency of one call; main µs = main-thread busy time per call (event-loop utilization)');
 
@@ -348,12 +362,11 @@ async function main(): Promise<void> {
   }
   for (let r = 0; r < ROUNDS; r++) {
     for (const inFlight of levels) {
-      for (const [name, call] of impls) {
+      const round = await measureRound(impls.map(([, call]) => call), inFlight);
+      impls.forEach(([name], i) => {
         const key = `${name}:${inFlight}`;
-        const list = results.get(key) ?? [];
-        list.push(await measure(call, inFlight));
-        results.set(key, list);
-      }
+        results.set(key, [...(results.get(key) ?? []), round[i]!]);
+      });
     }
   }
   const m = (name: string, inFlight: number) => medianResult(results.get(`${name}:${inFlight}`)!);
