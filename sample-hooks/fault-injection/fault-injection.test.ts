@@ -132,7 +132,7 @@ describe('sample fault-injection: rates and determinism', () => {
     for (const f of Object.keys(rates) as Fault[]) expect(plan[f]).toBeGreaterThan(0);
   });
 
-  it('unnumbered callouts draw from the worker's own stream, at the configured rates', async () => {
+  it("unnumbered callouts draw from the worker's own stream, at the configured rates", async () => {
     const h = await load({ faults: rates, seed: 3 });
     const kinds: (string | undefined)[] = [];
     for (let i = 0; i < 60; i++) kinds.push((await selectKey(h)).report.failures[0]?.failure.kind);
