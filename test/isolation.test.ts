@@ -370,6 +370,8 @@ describe('callouts in flight or queued when the worker is lost', () => {
     expect(s.quarantineReason).toMatch(/load\(\) fails on a replacement worker on purpose/);
     expect(s.failures).toMatchObject({ exit: 1, load: 2, quarantined: 2 });
     expect(loadLog()).toHaveLength(3);
+    // Each attempt ran in a fresh thread: a failed load() leaves nothing behind for the next one.
+    expect(new Set(loadLog()).size).toBe(3);
   });
 });
 
@@ -618,15 +620,28 @@ describe('the IOService handed to a library', () => {
     expect(hooks.io.pending()).toBe(0);
   });
 
-  it('cancels a library\'s pending tasks when its worker dies', async () => {
+  it('cancels a library\'s pending tasks when its worker dies; the replacement gets d2_srv_configured again', async () => {
     await hooks.loadLibraries([ioLibrary()]);
     await hooks.configured({ Dhcpddns: {} }, {});
     expect(hooks.io.pending(FAULTY_IO)).toBeGreaterThanOrEqual(2);
+    const before = await report();
     const r = await report('exit');
     expect(r.failures[0]!.failure.kind).toBe('exit');
     expect(hooks.io.pending(FAULTY_IO)).toBe(0);
     await waitFor('the replacement worker', () => stats(FAULTY_IO).state === 'ready');
-    expect(hooks.io.pending(FAULTY_IO)).toBe(0);
+    // The replacement ran load() and then d2_srv_configured with its own io_context:
+    // its post and short timer run in the new thread, its long timer and interval are pending again.
+    let events: { what: string; thread: number }[] = [];
+    for (let i = 0; i < 100 && events.length < 2; i++) {
+      events = (await report()).events;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(events.map((e) => e.what).sort()).toEqual(['post', 'timeout']);
+    expect(new Set(events.map((e) => e.thread)).size).toBe(1);
+    expect(events[0]!.thread).not.toBe(before.events[0]?.thread);
+    expect(hooks.io.pending(FAULTY_IO)).toBe(2);
+    // The library can use its io_context again (this failed with a TypeError before the replay).
+    expect((await report('stuck-post')).failures).toEqual([]);
   });
 
   it('the same library configured twice: one instance dying cancels only its own tasks', async () => {

@@ -23,6 +23,8 @@ import { IOServiceBridge } from './io-service.js';
 import type { HookLibraryConfig } from './library-config.js';
 import { LibraryStats, type LibraryState } from './library-stats.js';
 import {
+  ARG_REF_KEY,
+  NextStep,
   WorkerMessageSchema,
   serializeError,
   type CalloutRequest,
@@ -169,6 +171,8 @@ interface Session {
   ended?: () => void;
   /** The 'unloaded' message was handled (it can lose the race with the task's end). */
   unloadReported?: boolean;
+  /** A replacement for a lost worker, rather than a load of a new configuration. */
+  replacement: boolean;
 }
 
 export interface LibraryHostDeps {
@@ -354,7 +358,7 @@ export class LibraryHost {
     if (pool) await pool.destroy().catch(() => {});
   }
 
-  private startSession(): Promise<void> {
+  private startSession(replacement = false): Promise<void> {
     const pool = this.pool!;
     const callout = new MessageChannel();
     const io = new MessageChannel();
@@ -365,7 +369,7 @@ export class LibraryHost {
     });
     bridge.serve(io.port1);
     const loaded = new Promise<void>((resolve, reject) => {
-      const session: Session = { port: callout.port1, abort, bridge, loaded: false, settleLoad: { resolve, reject } };
+      const session: Session = { port: callout.port1, abort, bridge, loaded: false, settleLoad: { resolve, reject }, replacement };
       this.session = session;
       callout.port1.on('message', (m: unknown) => this.onWorkerMessage(session, m));
       session.loadTimer = setTimeout(() => {
@@ -404,6 +408,7 @@ export class LibraryHost {
         if (this.snapshot) session.port.postMessage({ t: 'snapshot', ...this.snapshot });
         this.log.info('HOOKS_LIBRARY_LOADED', `hook library ${this.name} loaded in its worker (${Object.keys(message.registrations).join(', ') || 'no callouts'})`);
         session.settleLoad.resolve();
+        if (session.replacement) this.replayConfigured();
         this.pump();
         return;
       case 'load-failed':
@@ -501,9 +506,33 @@ export class LibraryHost {
     this.stats.restarts++;
     this.stats.state = 'restarting';
     this.log.warn('HOOKS_LIBRARY_RESTARTING', `hook library ${this.name}: worker lost (${kind}: ${message}); starting a replacement and running load() again`);
-    // piscina has already begun replacing the worker; the new session waits for it.
-    this.startSession().catch(() => {
+    if (kind === 'load' && this.pool) {
+      // A load() that failed left its worker alive, module state and timers included:
+      // the next attempt gets a fresh thread, as a real replacement would.
+      const used = this.pool;
+      this.pool = this.createPool();
+      void used.destroy().catch(() => {});
+    }
+    // piscina has already begun replacing a dead worker; the new session waits for it.
+    this.startSession(true).catch(() => {
       /* the failure comes back through onSessionEnded */
+    });
+  }
+
+  /**
+   * A replacement worker has run load() but has not seen the configuration: hand it
+   * d2_srv_configured again (the snapshot it now holds, its own io_context), so a
+   * library that keeps io_context from there works after a restart. Its status is
+   * ignored: the configuration was accepted long ago.
+   */
+  private replayConfigured(): void {
+    if (!this.snapshot || !this.hasCallouts('d2_srv_configured')) return;
+    const version = this.snapshot.version;
+    void this.call('d2_srv_configured', NextStep.CONTINUE, {
+      io_context: { [ARG_REF_KEY]: 'io_context' },
+      json_config: { [ARG_REF_KEY]: 'snapshot', version, part: 'json_config' },
+      server_config: { [ARG_REF_KEY]: 'snapshot', version, part: 'server_config' },
+      error: '',
     });
   }
 
