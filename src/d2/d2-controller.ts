@@ -4,11 +4,23 @@
  * configuration for -t/-T. Applying a configuration (listener, domains, keys,
  * hook libraries, d2_srv_configured) and serving NCRs is the D2 process's job
  * (d2-process.ts), which the controller drives.
+ *
+ * The controller also owns what Kea's DControllerBase does around that: the
+ * control channel (src/control/: the unix socket of `control-socket` and
+ * D2's commands), Kea's `loggers` (src/log/log-pipeline.ts, applied before a
+ * configuration and rolled back when it is rejected), and the exit value
+ * (`shutdown`'s `exit-value`, 1 when the first configuration fails).
  */
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { parseD2Config } from '../config/d2-config.js';
 import type { D2Config } from '../config/d2-config.js';
+import type { LoggerConfig } from '../config/loggers.js';
+import { CONTROL_RESULT_ERROR, CONTROL_RESULT_SUCCESS, createAnswer, type Answer } from '../control/answer.js';
+import { CommandMgr } from '../control/command-mgr.js';
+import { APP_NAME, registerD2Commands } from '../control/d2-commands.js';
+import { UnixCommandSocket } from '../control/unix-command-socket.js';
+import { LogPipeline } from '../log/log-pipeline.js';
 import { HooksManager } from '../hooks/hooks-manager.js';
 import type { HookLibraryConfigInput } from '../hooks/library-config.js';
 import { Logger } from '../log/logger.js';
@@ -27,6 +39,14 @@ export class D2Controller {
   private configFile = '';
   private stopping = false;
   private applying: Promise<ApplyResult> = Promise.resolve({ ok: true });
+  private logs: LogPipeline | undefined;
+  private loggersInForce: LoggerConfig[] = [];
+  private commands: CommandMgr | undefined;
+  private controlSocket: UnixCommandSocket | undefined;
+  private startedAt = Date.now();
+  private lastCommit: number | undefined;
+  private exitValue = 0;
+  private requestShutdown: ((why: string) => void) | undefined;
 
   constructor(private readonly options: ControllerOptions) {
     if (options.verbose) Logger.setSeverity('DEBUG');
@@ -63,12 +83,18 @@ export class D2Controller {
   /** -c: runs until SIGTERM or SIGINT; the exit code. */
   async run(file: string): Promise<number> {
     this.configFile = file;
+    this.startedAt = Date.now();
+    this.logs = new LogPipeline({ verbose: this.options.verbose }).install();
     this.log.info('DCTL_STARTING', `DHCP-DDNS starting, pid: ${process.pid}, version: ${VERSION}`);
     this.process = new D2Process({ hooks: new HooksManager({ baseDir: process.cwd() }) });
+    this.commands = new CommandMgr(this.process.hooks);
+    registerD2Commands(this.commands, this.commandContext(this.process));
     const first = await this.applyFile(file);
     if (!first.ok) {
       this.log.fatal('DCTL_CONFIG_FILE_LOAD_FAIL', `DHCP-DDNS: configuration error using file: ${file}, reason: ${first.error}`);
       await this.process.shutdown();
+      await this.closeControlSocket();
+      await this.logs.close();
       return 1;
     }
     return new Promise<number>((resolve) => {
@@ -78,14 +104,26 @@ export class D2Controller {
         if (this.stopping) return;
         this.stopping = true;
         clearInterval(keepAlive);
-        this.log.info('DCTL_SHUTDOWN', `DHCP-DDNS has shut down (${signal})`);
+        this.log.info('DCTL_SHUTDOWN_REQUESTED', `DHCP-DDNS shutting down (${signal})`);
         void this.applying
           .then(() => this.process?.shutdown())
+          .then(() => this.closeControlSocket())
           .then(
-            () => resolve(0),
-            () => resolve(1),
-          );
+            () => {
+              this.log.info('DCTL_SHUTDOWN', `DHCP-DDNS has shut down, exit value ${this.exitValue}`);
+              return this.exitValue;
+            },
+            (err: unknown) => {
+              this.log.error('DCTL_SHUTDOWN_FAILED', `DHCP-DDNS shutdown failed: ${(err as Error)?.message ?? String(err)}`);
+              return 1;
+            },
+          )
+          .then(async (code) => {
+            await this.logs?.close();
+            resolve(code);
+          });
       };
+      this.requestShutdown = shutdown;
       process.once('SIGTERM', () => shutdown('SIGTERM'));
       process.once('SIGINT', () => shutdown('SIGINT'));
       process.on('SIGHUP', () => {
@@ -99,15 +137,133 @@ export class D2Controller {
     });
   }
 
+  /** The commands' view of the controller. */
+  private commandContext(d2: D2Process) {
+    return {
+      stats: d2.stats,
+      hooks: d2.hooks,
+      configFile: () => this.configFile,
+      configJson: () => d2.configuration?.json ?? { [APP_NAME]: {} },
+      startTime: () => this.startedAt,
+      lastCommitTime: () => this.lastCommit,
+      applyConfig: (whole: Record<string, unknown>) => this.serialized(() => this.applyText(JSON.stringify({ [APP_NAME]: whole[APP_NAME] }), '<config-set>')),
+      testConfig: (whole: Record<string, unknown>) => this.testText(JSON.stringify(whole), '<config-test>'),
+      reloadConfig: () =>
+        this.serialized(async () => {
+          const r = await this.applyFile(this.configFile, true);
+          return r.ok ? createAnswer(CONTROL_RESULT_SUCCESS, 'Configuration applied successfully.') : createAnswer(CONTROL_RESULT_ERROR, r.error);
+        }),
+      shutdown: (exitValue: number, type: string) => {
+        this.exitValue = exitValue;
+        // After the answer has been written.
+        setImmediate(() => this.requestShutdown?.(`shutdown command, type ${type}`));
+      },
+    };
+  }
+
+  /** Configuration changes run one at a time, SIGHUP's included. */
+  private serialized(fn: () => Promise<Answer>): Promise<Answer> {
+    if (this.stopping) return Promise.resolve(createAnswer(CONTROL_RESULT_ERROR, 'the server is shutting down'));
+    const run = this.applying.then(fn);
+    this.applying = run.then(
+      (a) => (a.result === 0 ? { ok: true as const } : { ok: false as const, error: a.text ?? '' }),
+      (e: unknown) => ({ ok: false as const, error: String(e) }),
+    );
+    return run;
+  }
+
+  /** config-set: Kea-JSON text of `{"DhcpDdns": ...}` → applied, or rejected with the old configuration kept. */
+  private async applyText(text: string, source: string): Promise<Answer> {
+    const parsed = parseD2Config(text, { file: source, allowInclude: false });
+    if (!parsed.ok) {
+      this.log.error('DHCP_DDNS_CONFIG_FAIL', `DHCP-DDNS: error processing configuration: ${parsed.error}`);
+      return createAnswer(CONTROL_RESULT_ERROR, parsed.error);
+    }
+    const d2 = (parsed.json as { DhcpDdns?: { 'hooks-libraries'?: HookLibraryConfigInput[] } }).DhcpDdns ?? {};
+    const r = await this.applyParsed({ json: parsed.json, config: parsed.config, hooksLibraries: d2['hooks-libraries'] ?? [] });
+    return r.ok ? createAnswer(CONTROL_RESULT_SUCCESS, 'Configuration applied successfully.') : createAnswer(CONTROL_RESULT_ERROR, r.error);
+  }
+
+  /** config-test: parsed and the hook libraries' versions checked (as -t), nothing applied. */
+  private async testText(text: string, source: string): Promise<Answer> {
+    const parsed = parseD2Config(text, { file: source, allowInclude: false });
+    if (!parsed.ok) {
+      this.log.error('DHCP_DDNS_CONFIG_CHECK_FAIL', `DHCP-DDNS: error checking configuration: ${parsed.error}`);
+      return createAnswer(CONTROL_RESULT_ERROR, parsed.error);
+    }
+    const d2 = (parsed.json as { DhcpDdns?: { 'hooks-libraries'?: HookLibraryConfigInput[] } }).DhcpDdns ?? {};
+    const errors = await new HooksManager({ baseDir: process.cwd() }).validateLibraries(d2['hooks-libraries'] ?? []);
+    if (errors.length > 0) return createAnswer(CONTROL_RESULT_ERROR, errors.join('; '));
+    this.log.info('DCTL_CONFIG_CHECK_COMPLETE', 'server has completed configuration check');
+    return createAnswer(CONTROL_RESULT_SUCCESS, 'Configuration check successful');
+  }
+
+  /** Opens, moves or closes the control socket to match `control-socket`. */
+  private async reconfigureControlSocket(config: D2Config): Promise<void> {
+    const wanted = config['control-socket']?.['socket-name'];
+    if (this.controlSocket?.path === wanted) return;
+    await this.closeControlSocket();
+    if (wanted === undefined || !this.commands) return;
+    const commands = this.commands;
+    const timeout = Number(process.env.D2BOX_CONTROL_TIMEOUT_MS);
+    const sock = new UnixCommandSocket({
+      path: wanted,
+      process: (req) => commands.processCommand(req),
+      ...(Number.isInteger(timeout) && timeout > 0 ? { timeoutMs: timeout } : {}),
+    });
+    try {
+      await sock.open();
+      this.controlSocket = sock;
+    } catch (e) {
+      this.log.error('DCTL_CONTROL_SOCKET_OPEN_FAILED', `could not open the control socket ${wanted}: ${(e as Error).message}`);
+    }
+  }
+
+  private async closeControlSocket(): Promise<void> {
+    const sock = this.controlSocket;
+    this.controlSocket = undefined;
+    await sock?.close();
+  }
+
+  /** Kea's loggers: applied before a configuration so its processing is logged where it says. */
+  private applyLoggers(loggers: LoggerConfig[]): void {
+    if (!this.logs) return;
+    for (const w of this.logs.configure(loggers)) this.log.warn('DCTL_LOGGER_OUTPUT_UNSUPPORTED', w);
+  }
+
   /** Reads, checks and applies a configuration file; on failure the current configuration stays. */
-  private async applyFile(file: string): Promise<ApplyResult> {
+  private async applyFile(file: string, reload = false): Promise<ApplyResult> {
     const read = await this.readConfig(file);
-    if (!read.ok) return read;
+    if (!read.ok) {
+      const error = reload ? `Configuration parsing failed: ${read.error}` : read.error;
+      this.log.error('DHCP_DDNS_CONFIG_FAIL', `DHCP-DDNS: error processing configuration: ${error}`);
+      return { ok: false, error };
+    }
+    return this.applyParsed({ json: read.json, config: read.config, hooksLibraries: read.hooksLibraries });
+  }
+
+  /**
+   * Applies a parsed configuration: its loggers first (so its processing is
+   * logged where it says, as Kea does), then the D2 process (listener,
+   * domains, keys, hook libraries, atomically), then the control socket.
+   * Rejected: the loggers in force before come back.
+   */
+  private async applyParsed(input: { json: unknown; config: D2Config; hooksLibraries: HookLibraryConfigInput[] }): Promise<ApplyResult> {
     const d2 = this.process!;
-    const applied = await d2.configure({ json: read.json, config: read.config, hooksLibraries: read.hooksLibraries });
-    if (!applied.ok) return applied;
-    const hooks = d2.hooks;
-    this.log.info('DCTL_CONFIG_COMPLETE', `server has completed configuration: ${hooks.getLibraryNames().length} hook librar${hooks.getLibraryNames().length === 1 ? 'y' : 'ies'} loaded`);
+    const previousLoggers = this.loggersInForce;
+    const loggers = (input.config as { loggers?: LoggerConfig[] }).loggers ?? [];
+    this.applyLoggers(loggers);
+    const applied = await d2.configure(input);
+    if (!applied.ok) {
+      this.applyLoggers(previousLoggers);
+      this.log.error('DHCP_DDNS_CONFIG_FAIL', `DHCP-DDNS: configuration rejected, the configuration in force stays: ${applied.error}`);
+      return applied;
+    }
+    this.loggersInForce = loggers;
+    this.lastCommit = Date.now();
+    await this.reconfigureControlSocket(input.config);
+    const n = d2.hooks.getLibraryNames().length;
+    this.log.info('DCTL_CONFIG_COMPLETE', `server has completed configuration: ${n} hook librar${n === 1 ? 'y' : 'ies'} loaded, listening on ${input.config['ip-address']} port ${input.config.port}`);
     return { ok: true };
   }
 

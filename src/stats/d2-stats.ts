@@ -17,8 +17,14 @@ export function keyStatName(key: string, stat: KeyStat): string {
   return `key[${key}].${stat}`;
 }
 
-/** Declares every global statistic at 0, as D2 does at start. */
+/**
+ * Declares every global statistic at 0, as D2Stats::init does at start, which
+ * first sets the default max-sample-count to 0 (an age limit of 0: one sample
+ * per statistic). Kea 2.2 has no queue-mgr-queue-full statistic; later Kea
+ * versions and the d2box spec do, so it is declared too.
+ */
 export function declareD2Stats(stats: StatsMgr): void {
+  stats.setMaxSampleCountDefault(0);
   for (const name of [...NCR_STATS, ...UPDATE_STATS, ...QUEUE_STATS]) stats.declare(name);
 }
 

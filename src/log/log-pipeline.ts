@@ -1,0 +1,324 @@
+/**
+ * Kea's `loggers` configuration (src/lib/process/log_parser.cc and
+ * src/lib/log/logger_manager_impl.cc in Kea 2.2) mapped onto pino's
+ * destinations.
+ *
+ * - An entry names a logger (`kea-dhcp-ddns` or `kea-dhcp-ddns.<child>`); it
+ *   applies to that logger and its children, the most specific entry winning.
+ *   Loggers no entry covers use Kea's default: INFO to the console.
+ * - `severity` DEBUG..FATAL or NONE; with DEBUG, `debuglevel` 0-99 lets through
+ *   debug messages of that level or lower. `-d` forces DEBUG/99 everywhere, as
+ *   Kea's verbose mode does.
+ * - `output_options`: `stdout`, `stderr`, a file path (`maxsize` bytes and
+ *   `maxver` old versions: file → file.1 → ... → file.maxver; 0 in either turns
+ *   rotation off), `flush` (false: writes are batched up to 4 KiB), `pattern`
+ *   (log4cplus conversions: %d{..} UTC and %D{..} local time with %Y %m %d %H
+ *   %M %S %q (ms) %Q (ms.µs), %p, %c, %i, %t, %m, %n, %%, with widths such as
+ *   %-5p). `syslog[:name]` has no Node API to reach it cheaply: it is written
+ *   to stderr with the syslog pattern, and a warning says so.
+ *
+ * What pino brings is its destination (SonicBoom): writes go out through
+ * libuv asynchronously, so a slow or blocked sink never stalls the main loop;
+ * what the sink cannot take is bounded (16 MiB per output, then lines are
+ * dropped and counted). The records themselves stay Kea's text lines, not
+ * pino's JSON, because Kea's operators and tools read those patterns.
+ */
+import { renameSync, existsSync, statSync } from 'node:fs';
+import pino from 'pino';
+import type { LoggerConfig } from '../config/loggers.js';
+import { fullLoggerName, Logger, ROOT_LOGGER, type LogRecord, type Severity } from './logger.js';
+
+type Dest = ReturnType<typeof pino.destination>;
+
+export const DEFAULT_PATTERN = '%D{%Y-%m-%d %H:%M:%S.%q} %-5p [%c/%i.%t] %m\n';
+export const SYSLOG_PATTERN = '%-5p [%c.%t] %m\n';
+/** Per output, what may wait for a slow sink before lines are dropped. */
+export const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
+
+const RANK: Record<Severity | 'NONE', number> = { DEBUG: 0, INFO: 1, WARN: 2, ERROR: 3, FATAL: 4, NONE: 5 };
+
+// ---------------------------------------------------------------------------
+// Patterns
+
+type Formatter = (r: LogRecord) => string;
+
+function pad(n: number, w = 2): string {
+  return String(n).padStart(w, '0');
+}
+
+function formatTime(fmt: string, d: Date, utc: boolean): string {
+  const Y = utc ? d.getUTCFullYear() : d.getFullYear();
+  const m = (utc ? d.getUTCMonth() : d.getMonth()) + 1;
+  const D = utc ? d.getUTCDate() : d.getDate();
+  const H = utc ? d.getUTCHours() : d.getHours();
+  const M = utc ? d.getUTCMinutes() : d.getMinutes();
+  const S = utc ? d.getUTCSeconds() : d.getSeconds();
+  const ms = d.getMilliseconds();
+  return fmt.replace(/%([YmdHMSqQ%])/g, (_, c: string) => {
+    switch (c) {
+      case 'Y': return String(Y);
+      case 'm': return pad(m);
+      case 'd': return pad(D);
+      case 'H': return pad(H);
+      case 'M': return pad(M);
+      case 'S': return pad(S);
+      case 'q': return pad(ms, 3);
+      case 'Q': return `${pad(ms, 3)}.000`;
+      default: return '%';
+    }
+  });
+}
+
+/** Compiles a log4cplus-style pattern into a formatter. */
+export function compilePattern(pattern: string): Formatter {
+  const parts: Formatter[] = [];
+  const re = /%(-?\d+)?([a-zA-Z%])(\{[^}]*\})?/g;
+  let last = 0;
+  for (let m = re.exec(pattern); m; m = re.exec(pattern)) {
+    const literal = pattern.slice(last, m.index);
+    if (literal) parts.push(() => literal);
+    last = re.lastIndex;
+    const width = m[1] ? Number(m[1]) : 0;
+    const conv = m[2]!;
+    const arg = m[3]?.slice(1, -1);
+    let f: Formatter;
+    switch (conv) {
+      case 'd': f = (r) => formatTime(arg ?? '%Y-%m-%d %H:%M:%S', r.time, true); break;
+      case 'D': f = (r) => formatTime(arg ?? '%Y-%m-%d %H:%M:%S', r.time, false); break;
+      case 'p': f = (r) => r.severity; break;
+      case 'c': f = (r) => r.logger; break;
+      case 'i': f = () => String(process.pid); break;
+      case 't': f = () => String(process.pid); break;
+      case 'm': f = (r) => `${r.id} ${r.text}`; break;
+      case 'n': f = () => '\n'; break;
+      case '%': f = () => '%'; break;
+      default: {
+        const lit = m[0];
+        f = () => lit;
+      }
+    }
+    if (width !== 0) {
+      const inner = f;
+      f = width < 0 ? (r) => inner(r).padEnd(-width) : (r) => inner(r).padStart(width);
+    }
+    parts.push(f);
+  }
+  const tail = pattern.slice(last);
+  if (tail) parts.push(() => tail);
+  return (r) => {
+    let s = '';
+    for (const p of parts) s += p(r);
+    return s;
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Outputs
+
+interface Output {
+  readonly key: string;
+  write(line: string): void;
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+let dropped = 0;
+/** Lines dropped because an output's sink could not keep up. */
+export function droppedLogLines(): number {
+  return dropped;
+}
+
+function makeDest(dest: number | string, flush: boolean): Dest {
+  const d = pino.destination({ dest, sync: false, minLength: flush ? 0 : 4096, maxLength: MAX_BUFFERED_BYTES, mkdir: true, append: true });
+  d.on('drop', () => {
+    dropped++;
+  });
+  d.on('error', () => {
+    dropped++;
+  });
+  return d;
+}
+
+function flushDest(d: Dest): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, 2000);
+    try {
+      d.flush(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    } catch {
+      clearTimeout(t);
+      resolve();
+    }
+  });
+}
+
+class ConsoleOutput implements Output {
+  private readonly dest: Dest;
+  constructor(readonly key: string, fd: 1 | 2, flush: boolean) {
+    this.dest = makeDest(fd, flush);
+  }
+  write(line: string): void {
+    this.dest.write(line);
+  }
+  flush(): Promise<void> {
+    return flushDest(this.dest);
+  }
+  async close(): Promise<void> {
+    await this.flush();
+  }
+}
+
+class FileOutput implements Output {
+  private dest: Dest;
+  private size: number;
+  constructor(readonly key: string, private readonly path: string, flush: boolean, private readonly maxsize: number, private readonly maxver: number) {
+    this.dest = makeDest(path, flush);
+    this.size = existsSync(path) ? statSync(path).size : 0;
+  }
+  write(line: string): void {
+    this.dest.write(line);
+    this.size += Buffer.byteLength(line);
+    if (this.maxsize > 0 && this.maxver > 0 && this.size >= this.maxsize) this.rotate();
+  }
+  /** file.(n-1) → file.n ... file → file.1; then the destination reopens `file` (bytes still buffered go there). */
+  private rotate(): void {
+    try {
+      for (let i = this.maxver - 1; i >= 1; i--) {
+        if (existsSync(`${this.path}.${i}`)) renameSync(`${this.path}.${i}`, `${this.path}.${i + 1}`);
+      }
+      renameSync(this.path, `${this.path}.1`);
+      this.dest.reopen();
+    } catch {
+      // The file went away or cannot be renamed: keep writing where we are.
+    }
+    this.size = 0;
+  }
+  flush(): Promise<void> {
+    return flushDest(this.dest);
+  }
+  async close(): Promise<void> {
+    await this.flush();
+    this.dest.end();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The pipeline
+
+interface Route {
+  name: string;
+  rank: number;
+  debuglevel: number;
+  targets: { output: Output; format: Formatter }[];
+}
+
+export interface PipelineOptions {
+  verbose?: boolean;
+}
+
+export class LogPipeline {
+  private routes: Route[] = [];
+  private readonly cache = new Map<string, Route>();
+  private outputs = new Map<string, Output>();
+  private verbose = false;
+
+  /** Kea's default: the root logger at INFO (DEBUG/99 with -d) to stderr. */
+  constructor(opts: PipelineOptions = {}) {
+    this.configure([], opts);
+  }
+
+  /** Installs the pipeline as the logger's sink and filter. */
+  install(): this {
+    Logger.setFilter((logger, severity, level) => this.enabled(logger, severity, level));
+    Logger.setSink((r) => this.write(r));
+    return this;
+  }
+
+  /**
+   * Applies a `loggers` list (an empty list gives the default). Returns
+   * warnings (unsupported outputs). Outputs no longer used are flushed and
+   * closed; outputs still used are kept open.
+   */
+  configure(loggers: readonly LoggerConfig[], opts: PipelineOptions = {}): string[] {
+    if (opts.verbose !== undefined) this.verbose = opts.verbose;
+    const warnings: string[] = [];
+    const old = this.outputs;
+    const next = new Map<string, Output>();
+    const getOutput = (key: string, make: () => Output): Output => {
+      const existing = next.get(key) ?? old.get(key);
+      const o = existing ?? make();
+      next.set(key, o);
+      return o;
+    };
+    const entries: readonly LoggerConfig[] = loggers.length > 0 ? loggers : [{ name: ROOT_LOGGER, severity: 'INFO', debuglevel: 0 } as LoggerConfig];
+    const routes: Route[] = [];
+    for (const l of entries) {
+      const options = l.output_options ?? [{ output: 'stderr', flush: true, maxsize: 10240000, maxver: 1 }];
+      const targets: Route['targets'] = [];
+      for (const o of options) {
+        let output: Output;
+        let pattern = o.pattern;
+        if (o.output === 'stdout' || o.output === 'stderr') {
+          const fd = o.output === 'stdout' ? 1 : 2;
+          output = getOutput(`${o.output}:${o.flush}`, () => new ConsoleOutput(`${o.output}:${o.flush}`, fd, o.flush));
+        } else if (o.output === 'syslog' || o.output.startsWith('syslog:')) {
+          warnings.push(`logger ${l.name}: output ${o.output} is not supported by d2box; writing to stderr instead`);
+          output = getOutput(`stderr:${o.flush}`, () => new ConsoleOutput(`stderr:${o.flush}`, 2, o.flush));
+          pattern ??= SYSLOG_PATTERN;
+        } else {
+          const key = `file:${o.output}`;
+          output = getOutput(key, () => new FileOutput(key, o.output, o.flush, o.maxsize, o.maxver));
+        }
+        targets.push({ output, format: compilePattern(pattern ?? DEFAULT_PATTERN) });
+      }
+      const severity = this.verbose ? 'DEBUG' : l.severity;
+      routes.push({ name: fullLoggerName(l.name), rank: RANK[severity], debuglevel: this.verbose ? 99 : l.debuglevel, targets });
+    }
+    this.routes = routes;
+    this.cache.clear();
+    this.outputs = next;
+    for (const [key, o] of old) if (!next.has(key)) void o.close();
+    return warnings;
+  }
+
+  private route(logger: string): Route | undefined {
+    let r = this.cache.get(logger);
+    if (r) return r;
+    let best: Route | undefined;
+    for (const candidate of this.routes) {
+      if (logger === candidate.name || logger.startsWith(candidate.name + '.')) {
+        if (!best || candidate.name.length > best.name.length) best = candidate;
+      }
+    }
+    // Kea's root logger stands behind every child with no entry of its own.
+    best ??= this.routes.find((c) => c.name === ROOT_LOGGER);
+    if (best) this.cache.set(logger, best);
+    r = best;
+    return r;
+  }
+
+  enabled(logger: string, severity: Severity, debugLevel: number): boolean {
+    const r = this.route(logger);
+    if (!r) return false;
+    const rank = RANK[severity];
+    if (rank < r.rank) return false;
+    return severity !== 'DEBUG' || debugLevel <= r.debuglevel;
+  }
+
+  write(record: LogRecord): void {
+    const r = this.route(record.logger);
+    if (!r) return;
+    for (const t of r.targets) t.output.write(t.format(record));
+  }
+
+  async flush(): Promise<void> {
+    await Promise.all([...this.outputs.values()].map((o) => o.flush()));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.outputs.values()].map((o) => o.close()));
+    this.outputs.clear();
+  }
+}
