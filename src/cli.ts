@@ -3,6 +3,7 @@
  * d2box's command line, flag for flag Kea's `kea-dhcp-ddns`:
  *   -v version, -V extended version, -W configuration report, -d verbose,
  *   -c FILE run, -t FILE check the configuration, -T FILE check it and load the hook libraries.
+ * And one subcommand of d2box's own: `d2box loadtest [options]` (docs/isolation.md).
  */
 import { parseArgs } from 'node:util';
 import { D2Controller } from './d2/d2-controller.js';
@@ -24,6 +25,11 @@ function usageError(message: string): never {
 }
 
 async function main(argv: string[]): Promise<number> {
+  // d2box's own subcommand, before Kea's flags: the isolation load tester (src/loadtest/).
+  if (argv[0] === 'loadtest') {
+    const { loadtestMain } = await import('./loadtest/index.js');
+    return loadtestMain(argv.slice(1));
+  }
   let parsed;
   try {
     parsed = parseArgs({

@@ -1,0 +1,186 @@
+/**
+ * `d2box loadtest`: drives a hook library's callouts on one hook point, at a
+ * chosen concurrency, for a duration and/or a count, optionally with a fault
+ * mix from the fault-injection sample, and prints what happened.
+ */
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import type { HookLibraryConfigInput } from '../hooks/library-config.js';
+import { stderrSink } from '../log/logger.js';
+import { formatReport, progressLine } from './report.js';
+import { LoadtestError, MAX_DURATION_S, runLoadtest, type LoadtestOptions } from './runner.js';
+
+export const LOADTEST_USAGE = `Usage: d2box loadtest [options]
+  --library PATH        hook library to drive (default: the fault-injection sample)
+  --parameters JSON     the library's parameters
+  --sandbox JSON        sandbox policy overrides, e.g. '{"callout-timeout-ms":200,"max-restarts":20}'
+  --hook NAME           hook point: select_key (default), d2_srv_configured, command_processed,
+                        context_create, context_destroy, or $command
+  --command NAME        drive command NAME's command callouts (same as --hook '$name')
+  --concurrency N       callouts in flight at once (default 16)
+  --duration SECONDS    stop issuing after this long (default 10 unless --count; at most ${MAX_DURATION_S})
+  --count N             stop after N callouts
+  --faults SPEC         fault mix through the fault-injection sample, e.g. throw=0.01,exit=0.001
+                        (faults: throw reject non-zero hang oom exit timer-throw invalid-argument
+                        log-flood slow); with --library it runs in the chain after that library
+  --seed N              seed of the generated arguments and of the faults (default 1)
+  --revive              bring a quarantined library back (hooks-restart) and go on
+  --progress            live progress line on stderr even when stderr is not a TTY
+  --no-progress         no progress line
+  --log                 print the hook host's log on stderr
+  --json                print the result as JSON
+  -h, --help            this text
+`;
+
+/** The fault-injection sample, compiled: next to this file in dist, or in dist when running from source. */
+export function faultInjectionLibrary(): string {
+  const here = import.meta.url;
+  const url = here.endsWith('.ts')
+    ? new URL('../../dist/sample-hooks/fault-injection/index.js', here)
+    : new URL('../../sample-hooks/fault-injection/index.js', here);
+  return fileURLToPath(url);
+}
+
+/** `throw=0.01,exit=0.001` or a JSON map. */
+export function parseFaults(spec: string): Record<string, number> {
+  const text = spec.trim();
+  if (text.startsWith('{')) return JSON.parse(text) as Record<string, number>;
+  const faults: Record<string, number> = {};
+  for (const part of text.split(',').filter(Boolean)) {
+    const [name, rate] = part.split('=');
+    const value = Number(rate);
+    if (!name || rate === undefined || !Number.isFinite(value)) throw new LoadtestError(`--faults: "${part}" is not fault=rate`);
+    faults[name.trim()] = value;
+  }
+  return faults;
+}
+
+function jsonOption(name: string, text: string | undefined): Record<string, unknown> {
+  if (text === undefined) return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new LoadtestError(`--${name}: not JSON: ${(err as Error).message}`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new LoadtestError(`--${name} must be a JSON object`);
+  return value as Record<string, unknown>;
+}
+
+function numberOption(name: string, text: string | undefined, integer: boolean): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!Number.isFinite(value) || (integer && !Number.isInteger(value))) throw new LoadtestError(`--${name}: "${text}" is not ${integer ? 'an integer' : 'a number'}`);
+  return value;
+}
+
+/** Turns the command line into runner options. */
+export function parseLoadtestArgs(argv: string[]): { options: LoadtestOptions; json: boolean; progress: boolean | undefined; log: boolean } | { help: true } {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        library: { type: 'string' },
+        parameters: { type: 'string' },
+        sandbox: { type: 'string' },
+        hook: { type: 'string' },
+        command: { type: 'string' },
+        concurrency: { type: 'string' },
+        duration: { type: 'string' },
+        count: { type: 'string' },
+        faults: { type: 'string' },
+        seed: { type: 'string' },
+        revive: { type: 'boolean' },
+        progress: { type: 'boolean' },
+        'no-progress': { type: 'boolean' },
+        log: { type: 'boolean' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    throw new LoadtestError((err as Error).message);
+  }
+  const o = parsed.values;
+  if (o.help) return { help: true };
+  if (o.hook !== undefined && o.command !== undefined) throw new LoadtestError('give --hook or --command, not both');
+  const hook = o.command !== undefined ? '$' + o.command.replaceAll('-', '_') : (o.hook ?? 'select_key');
+  const seed = numberOption('seed', o.seed, true) ?? 1;
+  const parameters = jsonOption('parameters', o.parameters);
+  const sandbox = jsonOption('sandbox', o.sandbox) as HookLibraryConfigInput['sandbox'];
+  const faults = o.faults !== undefined ? parseFaults(o.faults) : undefined;
+  const faultLibrary = faultInjectionLibrary();
+  const faultParameters = (extra: Record<string, unknown>) => ({
+    ...(hook.startsWith('$') ? { hooks: [], commands: [hook.slice(1).replaceAll('_', '-')] } : { hooks: [hook] }),
+    faults: faults ?? {},
+    seed,
+    ...extra,
+  });
+  const libraries: HookLibraryConfigInput[] = [];
+  if (o.library !== undefined) {
+    libraries.push({ library: o.library, parameters, ...(sandbox ? { sandbox } : {}) });
+    if (faults) libraries.push({ library: faultLibrary, parameters: faultParameters({}), ...(sandbox ? { sandbox } : {}) });
+  } else {
+    libraries.push({ library: faultLibrary, parameters: faultParameters(parameters), ...(sandbox ? { sandbox } : {}) });
+  }
+  const count = numberOption('count', o.count, true);
+  const durationS = numberOption('duration', o.duration, false) ?? (count === undefined ? 10 : undefined);
+  const concurrency = numberOption('concurrency', o.concurrency, true) ?? 16;
+  return {
+    options: { libraries, hook, concurrency, seed, revive: o.revive === true, ...(count !== undefined ? { count } : {}), ...(durationS !== undefined ? { durationS } : {}) },
+    json: o.json === true,
+    progress: o['no-progress'] ? false : o.progress ? true : undefined,
+    log: o.log === true,
+  };
+}
+
+/** The subcommand: exit code 0 when the run completed (whatever the library did), 1 on a usage or load error. */
+export async function loadtestMain(argv: string[]): Promise<number> {
+  let args;
+  try {
+    args = parseLoadtestArgs(argv);
+  } catch (err) {
+    process.stderr.write(`loadtest: ${(err as Error).message}\n${LOADTEST_USAGE}`);
+    return 1;
+  }
+  if ('help' in args) {
+    process.stdout.write(LOADTEST_USAGE);
+    return 0;
+  }
+  const showProgress = args.progress ?? process.stderr.isTTY === true;
+  const tty = process.stderr.isTTY === true;
+  const abort = new AbortController();
+  const onSignal = () => abort.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  let progressShown = false;
+  try {
+    const report = await runLoadtest({
+      ...args.options,
+      signal: abort.signal,
+      ...(args.log ? { onLog: stderrSink } : {}),
+      ...(showProgress
+        ? {
+            progressIntervalMs: tty ? 500 : 1000,
+            onProgress: (p) => {
+              progressShown = true;
+              process.stderr.write(tty ? `\r\x1b[K${progressLine(p)}` : `${progressLine(p)}\n`);
+            },
+          }
+        : {}),
+    });
+    if (progressShown && tty) process.stderr.write('\r\x1b[K');
+    process.stdout.write(args.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
+    return 0;
+  } catch (err) {
+    if (progressShown && tty) process.stderr.write('\n');
+    process.stderr.write(`loadtest: ${(err as Error).message}\n`);
+    return 1;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

@@ -1,0 +1,47 @@
+/** The load tester's output: the live progress line and the final table. */
+import { OUTCOMES, type LoadtestProgress, type LoadtestReport } from './runner.js';
+
+export function progressLine(p: LoadtestProgress): string {
+  return `loadtest ${p.elapsedS.toFixed(1)} s  ${p.callouts} callouts  ${p.rate.toFixed(0)}/s  errors ${p.errors}  restarts ${p.restarts}${p.quarantines ? `  quarantines ${p.quarantines}` : ''}`;
+}
+
+const MAIN_OUTCOMES = new Set(['ok', 'throw', 'reject', 'timeout', 'oom', 'exit', 'crash', 'invalid', 'log-flood', 'quarantined']);
+
+export function formatReport(r: LoadtestReport): string {
+  const rows: [string, string][] = [];
+  const row = (label: string, value: string | number) => rows.push([label, String(value)]);
+  const pct = (n: number) => (r.callouts === 0 ? '' : `  ${((100 * n) / r.callouts).toFixed(2)}%`);
+  row('callouts', r.callouts);
+  row('callouts/s', r.calloutsPerSecond.toFixed(1));
+  row('latency ms p50', r.latencyMs.p50.toFixed(3));
+  row('latency ms p90', r.latencyMs.p90.toFixed(3));
+  row('latency ms p99', r.latencyMs.p99.toFixed(3));
+  row('latency ms max', r.latencyMs.max.toFixed(3));
+  for (const outcome of OUTCOMES) {
+    const n = r.outcomes[outcome];
+    if (MAIN_OUTCOMES.has(outcome) || n > 0) row(`outcome ${outcome}`, `${n}${pct(n)}`);
+  }
+  row('non-zero returns', r.nonZeroReturns);
+  row('worker restarts', r.restarts);
+  row('quarantines', r.quarantines);
+  if (r.revives) row('revived (hooks-restart)', r.revives);
+  row('log lines suppressed', r.logLinesSuppressed);
+  row('event-loop delay ms p50', r.eventLoopDelayMs.p50.toFixed(3));
+  row('event-loop delay ms p99', r.eventLoopDelayMs.p99.toFixed(3));
+  row('event-loop delay ms max', r.eventLoopDelayMs.max.toFixed(3));
+  row('host rss MB', `${r.memoryMb.rss.toFixed(1)}  (peak ${r.memoryMb.peakRss.toFixed(1)})`);
+  row('host heap used MB', `${r.memoryMb.heapUsed.toFixed(1)}  (peak ${r.memoryMb.peakHeapUsed.toFixed(1)})`);
+  const width = Math.max(...rows.map(([label]) => label.length));
+  const valueWidth = Math.max(...rows.map(([, value]) => value.split(' ')[0]!.length));
+  const lines = rows.map(([label, value]) => {
+    const [head, ...rest] = value.split(' ');
+    return `  ${label.padEnd(width)}  ${head!.padStart(valueWidth)}${rest.length ? ' ' + rest.join(' ') : ''}`;
+  });
+  const limits = [r.limits.count !== null ? `count ${r.limits.count}` : '', r.limits.durationS !== null ? `duration ${r.limits.durationS} s` : ''].filter(Boolean).join(', ');
+  const header = `d2box loadtest: ${r.hook} on ${r.libraries.join(' + ')}, concurrency ${r.concurrency}, seed ${r.seed}, ${limits}; stopped by ${r.stoppedBy} after ${r.elapsedS.toFixed(2)} s`;
+  const libraries = r.libraryStatistics.map((s) => {
+    const failures = Object.entries(s.failures).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none';
+    return `  ${s.library}: ${s.state}, calls ${s.calls}, restarts ${s.restarts}, failures: ${failures}${s.quarantineReason ? `; quarantined: ${s.quarantineReason}` : ''}`;
+  });
+  return [header, ...lines, 'library statistics:', ...libraries, ''].join('\n');
+}

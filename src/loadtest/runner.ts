@@ -1,0 +1,254 @@
+/**
+ * The isolation load tester's engine: loads a library (or a chain) in a
+ * HooksManager, exactly as the server does, and drives callouts on one hook
+ * point at a chosen concurrency until a count or a duration (always one of
+ * them, and never past MAX_DURATION_S). Every callout issued ends in exactly
+ * one outcome; worker restarts and quarantines are counted from the host's
+ * log, independently of the library statistics they are compared with.
+ */
+import { createHistogram, monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { CalloutHandle } from '../hooks/callout-handle.js';
+import { HooksManager, type ChainReport } from '../hooks/hooks-manager.js';
+import type { HookLibraryConfigInput } from '../hooks/library-config.js';
+import type { LibraryStatsSnapshot } from '../hooks/library-stats.js';
+import type { FailureKind } from '../hooks/protocol.js';
+import { Logger, stderrSink, type LogRecord } from '../log/logger.js';
+import { argumentFiller } from './arguments.js';
+
+/** Outcomes of a callout as the table shows them; `other` collects load, protocol and io-callback. */
+export const OUTCOMES = ['ok', 'throw', 'reject', 'timeout', 'oom', 'exit', 'crash', 'invalid', 'log-flood', 'quarantined', 'other'] as const;
+export type Outcome = (typeof OUTCOMES)[number];
+
+export const MAX_DURATION_S = 3600;
+export const MAX_COUNT = 1_000_000_000;
+export const MAX_CONCURRENCY = 10_000;
+/** Sampling interval of the event-loop delay monitor. */
+const LOOP_RESOLUTION_MS = 2;
+
+export interface LoadtestOptions {
+  libraries: HookLibraryConfigInput[];
+  hook: string;
+  concurrency: number;
+  /** Seconds; at least one of durationS and count is set (the CLI defaults to 10 s). */
+  durationS?: number;
+  count?: number;
+  seed: number;
+  /** hooks-restart a quarantined library and go on. */
+  revive?: boolean;
+  /** Called about every `progressIntervalMs` with the figures so far. */
+  onProgress?: (progress: LoadtestProgress) => void;
+  progressIntervalMs?: number;
+  /** The hook host's log records (default: counted, not printed). */
+  onLog?: (record: LogRecord) => void;
+  /** Stops issuing callouts; those in flight still end and are counted. */
+  signal?: AbortSignal;
+  /** Where relative library paths are resolved from. */
+  baseDir?: string;
+}
+
+export interface LoadtestProgress {
+  elapsedS: number;
+  callouts: number;
+  /** Callouts per second since the previous progress report. */
+  rate: number;
+  errors: number;
+  restarts: number;
+  quarantines: number;
+}
+
+export interface LoadtestReport {
+  hook: string;
+  libraries: string[];
+  concurrency: number;
+  seed: number;
+  limits: { durationS: number | null; count: number | null };
+  stoppedBy: 'count' | 'duration' | 'signal';
+  elapsedS: number;
+  /** Callouts issued; every one ended in exactly one outcome. */
+  callouts: number;
+  calloutsPerSecond: number;
+  latencyMs: { p50: number; p90: number; p99: number; max: number };
+  outcomes: Record<Outcome, number>;
+  /** Callouts that returned non-zero (not failures: Kea only logs them). */
+  nonZeroReturns: number;
+  /** Worker replacements seen in the host's log (HOOKS_LIBRARY_RESTARTING). */
+  restarts: number;
+  /** Quarantines seen in the host's log (HOOKS_LIBRARY_QUARANTINED). */
+  quarantines: number;
+  /** hooks-restart calls made because of --revive. */
+  revives: number;
+  logLinesSuppressed: number;
+  eventLoopDelayMs: { p50: number; p99: number; max: number };
+  memoryMb: { rss: number; heapUsed: number; peakRss: number; peakHeapUsed: number };
+  /** The library statistics at the end of the run, before unloading. */
+  libraryStatistics: LibraryStatsSnapshot[];
+}
+
+export class LoadtestError extends Error {
+  override name = 'LoadtestError';
+}
+
+function outcomeOf(report: ChainReport): Outcome {
+  const kind: FailureKind | undefined = report.failures[0]?.failure.kind;
+  switch (kind) {
+    case undefined:
+      return 'ok';
+    case 'invalid-argument':
+      return 'invalid';
+    case 'load':
+    case 'protocol':
+    case 'io-callback':
+      return 'other';
+    default:
+      return kind;
+  }
+}
+
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
+const mb = (bytes: number) => Math.round((bytes / 1048576) * 10) / 10;
+
+export async function runLoadtest(options: LoadtestOptions): Promise<LoadtestReport> {
+  const { hook, seed } = options;
+  const concurrency = Math.floor(options.concurrency);
+  if (!(concurrency >= 1 && concurrency <= MAX_CONCURRENCY)) throw new LoadtestError(`concurrency must be 1 to ${MAX_CONCURRENCY}`);
+  const count = options.count === undefined ? undefined : Math.floor(options.count);
+  if (count !== undefined && !(count >= 1 && count <= MAX_COUNT)) throw new LoadtestError(`count must be 1 to ${MAX_COUNT}`);
+  if (options.durationS !== undefined && !(options.durationS > 0 && options.durationS <= MAX_DURATION_S)) {
+    throw new LoadtestError(`duration must be more than 0 and at most ${MAX_DURATION_S} s`);
+  }
+  if (count === undefined && options.durationS === undefined) throw new LoadtestError('give a duration, a count, or both');
+  const durationS = Math.min(options.durationS ?? MAX_DURATION_S, MAX_DURATION_S);
+
+  // The host's log: counted (restarts, quarantines), handed on when asked.
+  let restarts = 0;
+  let quarantines = 0;
+  Logger.setSink((record) => {
+    if (record.id === 'HOOKS_LIBRARY_RESTARTING') restarts++;
+    else if (record.id === 'HOOKS_LIBRARY_QUARANTINED') quarantines++;
+    options.onLog?.(record);
+  });
+
+  const hooks = new HooksManager({ baseDir: options.baseDir ?? process.cwd() });
+  try {
+    try {
+      await hooks.loadLibraries(options.libraries);
+    } catch (err) {
+      throw new LoadtestError(`cannot load the libraries: ${(err as Error).message}`);
+    }
+    if (!hooks.calloutsPresent(hook)) {
+      throw new LoadtestError(`no library registers a callout on ${hook} (${hooks.getLibraryNames().join(', ')})`);
+    }
+    let fill;
+    try {
+      fill = argumentFiller(hook, seed, hooks.io);
+    } catch (err) {
+      throw new LoadtestError((err as Error).message);
+    }
+
+    const bareHandle = hook === 'context_create' || hook === 'context_destroy';
+    const outcomes = Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as Record<Outcome, number>;
+    const latency = createHistogram({ lowest: 1, highest: 3_600_000_000, figures: 3 });
+    const loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+    let issued = 0;
+    let completed = 0;
+    let errors = 0;
+    let revives = 0;
+    let reviving: Promise<void> | undefined;
+    let stoppedBy: LoadtestReport['stoppedBy'] | undefined;
+    let peakRss = 0;
+    let peakHeap = 0;
+    const sampleMemory = () => {
+      const m = process.memoryUsage();
+      peakRss = Math.max(peakRss, m.rss);
+      peakHeap = Math.max(peakHeap, m.heapUsed);
+    };
+
+    const started = performance.now();
+    const deadline = started + durationS * 1000;
+    let lastProgress = { at: started, completed: 0 };
+    const progressTimer = setInterval(() => {
+      sampleMemory();
+      if (!options.onProgress) return;
+      const now = performance.now();
+      const rate = ((completed - lastProgress.completed) * 1000) / Math.max(1, now - lastProgress.at);
+      lastProgress = { at: now, completed };
+      options.onProgress({ elapsedS: (now - started) / 1000, callouts: completed, rate, errors, restarts, quarantines });
+    }, options.progressIntervalMs ?? 500);
+    progressTimer.unref();
+
+    const revive = (library: string): Promise<void> => {
+      reviving ??= hooks
+        .restartLibrary(library)
+        .then(() => void revives++, () => void revives++)
+        .finally(() => (reviving = undefined));
+      return reviving;
+    };
+
+    const lane = async (): Promise<void> => {
+      // Bounded by the count (or MAX_COUNT) and by the deadline, whichever comes first.
+      for (let i = 0; i < MAX_COUNT; i++) {
+        if (options.signal?.aborted) stoppedBy ??= 'signal';
+        else if (count !== undefined && issued >= count) stoppedBy ??= 'count';
+        else if (performance.now() >= deadline) stoppedBy ??= 'duration';
+        if (stoppedBy) return;
+        const seq = ++issued;
+        const t0 = performance.now();
+        // As the server: context_create runs when a handle is made, context_destroy when it goes;
+        // driving those hook points themselves takes a bare handle, or they would run twice.
+        const handle = bareHandle ? new CalloutHandle() : await hooks.createCalloutHandle();
+        fill(handle, seq);
+        const report = await hooks.callCallouts(hook, handle);
+        latency.record(Math.max(1, Math.round((performance.now() - t0) * 1000)));
+        const outcome = outcomeOf(report);
+        outcomes[outcome]++;
+        completed++;
+        if (outcome !== 'ok') errors++;
+        await handle.destroy();
+        if (outcome === 'quarantined' && options.revive) await revive(report.failures[0]!.library);
+        // A quarantined library answers without a round trip: let timers and I/O in now and then.
+        if ((i & 63) === 63) await yieldToLoop();
+      }
+    };
+
+    loopDelay.enable();
+    try {
+      await Promise.all(Array.from({ length: concurrency }, lane));
+    } finally {
+      loopDelay.disable();
+      clearInterval(progressTimer);
+    }
+    const elapsedS = (performance.now() - started) / 1000;
+    sampleMemory();
+    const memory = process.memoryUsage();
+    const libraryStatistics = hooks.getLibraryStatistics();
+    // The histogram holds whole sampling intervals: the delay is what exceeds the interval.
+    const ns = (p: number) => round3(Math.max(0, loopDelay.percentile(p) / 1e6 - LOOP_RESOLUTION_MS));
+    return {
+      hook,
+      libraries: hooks.getLibraryNames(),
+      concurrency,
+      seed,
+      limits: { durationS: options.durationS ?? null, count: count ?? null },
+      stoppedBy: stoppedBy ?? 'count',
+      elapsedS: round3(elapsedS),
+      callouts: issued,
+      calloutsPerSecond: Math.round((completed / Math.max(elapsedS, 1e-6)) * 10) / 10,
+      latencyMs: latency.count === 0
+        ? { p50: 0, p90: 0, p99: 0, max: 0 }
+        : { p50: round3(latency.percentile(50) / 1000), p90: round3(latency.percentile(90) / 1000), p99: round3(latency.percentile(99) / 1000), max: round3(latency.max / 1000) },
+      outcomes,
+      nonZeroReturns: libraryStatistics.reduce((n, s) => n + s.nonZeroReturns, 0),
+      restarts,
+      quarantines,
+      revives,
+      logLinesSuppressed: libraryStatistics.reduce((n, s) => n + s.logLinesSuppressed, 0),
+      eventLoopDelayMs: { p50: ns(50), p99: ns(99), max: round3(Math.max(0, loopDelay.max / 1e6 - LOOP_RESOLUTION_MS)) },
+      memoryMb: { rss: mb(memory.rss), heapUsed: mb(memory.heapUsed), peakRss: mb(peakRss), peakHeapUsed: mb(peakHeap) },
+      libraryStatistics,
+    };
+  } finally {
+    await hooks.unloadLibraries();
+    Logger.setSink(stderrSink);
+  }
+}

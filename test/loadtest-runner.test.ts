@@ -1,0 +1,210 @@
+/**
+ * The isolation load tester (src/loadtest/): brief runs on the fault-injection
+ * sample, checking that the figures add up: every callout issued ends in one
+ * outcome, the outcomes match the faults the seed planned and the library's own
+ * statistics, and the restarts counted from the host's log match the restarts
+ * in the statistics.
+ */
+import { describe, expect, it } from 'vitest';
+import { ServerHooks } from '../src/hooks/server-hooks.js';
+import { CalloutHandle } from '../src/hooks/callout-handle.js';
+import { IOService } from '../src/hooks/io-service.js';
+import { argumentFiller } from '../src/loadtest/arguments.js';
+import { faultInjectionLibrary, parseLoadtestArgs } from '../src/loadtest/index.js';
+import { formatReport, progressLine } from '../src/loadtest/report.js';
+import { OUTCOMES, runLoadtest, type LoadtestOptions, type LoadtestProgress, type LoadtestReport } from '../src/loadtest/runner.js';
+import { planFaults } from '../sample-hooks/fault-injection/plan.js';
+
+const FAULTS = faultInjectionLibrary();
+
+function faulty(parameters: Record<string, unknown>, sandbox: Record<string, unknown> = {}): LoadtestOptions['libraries'][number] {
+  return { library: FAULTS, parameters, sandbox: { 'callout-timeout-ms': 2000, ...sandbox } };
+}
+
+function run(options: Partial<LoadtestOptions> & Pick<LoadtestOptions, 'libraries'>): Promise<LoadtestReport> {
+  return runLoadtest({ hook: 'select_key', concurrency: 8, seed: 1, ...options });
+}
+
+const sum = (o: Record<string, number>) => Object.values(o).reduce((a, b) => a + b, 0);
+
+/** What every report must satisfy, whatever the library did. */
+function expectConsistent(r: LoadtestReport): void {
+  expect(Object.keys(r.outcomes).sort()).toEqual([...OUTCOMES].sort());
+  expect(sum(r.outcomes)).toBe(r.callouts);
+  // The host counted a call per library per callout issued.
+  for (const s of r.libraryStatistics) expect(s.calls, s.library).toBe(r.callouts);
+  // Restarts seen in the host's log are the restarts in the statistics.
+  expect(r.restarts).toBe(r.libraryStatistics.reduce((n, s) => n + s.restarts, 0));
+  const l = r.latencyMs;
+  if (r.callouts > 0) {
+    expect(l.p50).toBeGreaterThan(0);
+    expect(l.p50).toBeLessThanOrEqual(l.p90);
+    expect(l.p90).toBeLessThanOrEqual(l.p99);
+    expect(l.p99).toBeLessThanOrEqual(l.max);
+    expect(r.calloutsPerSecond).toBeGreaterThan(0);
+  }
+  expect(r.eventLoopDelayMs.p50).toBeGreaterThanOrEqual(0);
+  expect(r.eventLoopDelayMs.p99).toBeGreaterThanOrEqual(r.eventLoopDelayMs.p50);
+  expect(r.memoryMb.rss).toBeGreaterThan(0);
+  expect(r.memoryMb.peakRss).toBeGreaterThanOrEqual(r.memoryMb.rss);
+  expect(r.memoryMb.heapUsed).toBeGreaterThan(0);
+}
+
+describe('loadtest on the fault-injection sample', () => {
+  it('non-fatal faults: the outcomes are exactly the faults the seed planned, and the statistics agree', async () => {
+    const rates = { throw: 0.1, reject: 0.05, 'non-zero': 0.05, 'invalid-argument': 0.05 };
+    const r = await run({ libraries: [faulty({ faults: rates, seed: 5 })], count: 600, seed: 5 });
+    expectConsistent(r);
+    expect(r.callouts).toBe(600);
+    expect(r.stoppedBy).toBe('count');
+    const plan = planFaults(5, rates, 600);
+    expect(r.outcomes).toMatchObject({
+      throw: plan.throw,
+      reject: plan.reject,
+      invalid: plan['invalid-argument'],
+      ok: plan.ok + plan['non-zero'],
+      timeout: 0,
+      exit: 0,
+      quarantined: 0,
+    });
+    expect(r.nonZeroReturns).toBe(plan['non-zero']);
+    const s = r.libraryStatistics[0]!;
+    expect(s.failures).toMatchObject({ throw: r.outcomes.throw, reject: r.outcomes.reject, 'invalid-argument': r.outcomes.invalid });
+    expect(r.restarts).toBe(0);
+    expect(formatReport(r)).toMatch(new RegExp(`outcome throw\\s+${plan.throw} `));
+  });
+
+  it('process.exit in callouts: every callout in flight on a dying worker is counted once; restarts match the statistics', async () => {
+    const r = await run({ libraries: [faulty({ faults: { exit: 0.02 }, seed: 9 }, { 'max-restarts': 1000 })], count: 400, concurrency: 4, seed: 9 });
+    expectConsistent(r);
+    expect(planFaults(9, { exit: 0.02 }, 400).exit).toBeGreaterThan(0);
+    expect(r.outcomes.exit).toBeGreaterThan(0);
+    expect(r.outcomes.exit).toBe(r.libraryStatistics[0]!.failures.exit);
+    expect(r.outcomes.ok + r.outcomes.exit).toBe(400);
+    // Each death is one restart; one death fails every callout in flight on that worker.
+    expect(r.restarts).toBeGreaterThan(0);
+    expect(r.restarts).toBeLessThanOrEqual(r.outcomes.exit);
+    expect(r.quarantines).toBe(0);
+  });
+
+  it('hangs: timed out and counted, workers replaced', async () => {
+    const r = await run({
+      libraries: [faulty({ faults: { hang: 0.05 }, seed: 2, 'spin-ms': 20_000, 'multi-threading': false }, { 'callout-timeout-ms': 300 })],
+      count: 60,
+      concurrency: 4,
+      seed: 2,
+    });
+    expectConsistent(r);
+    const planned = planFaults(2, { hang: 0.05 }, 60).hang;
+    expect(planned).toBeGreaterThan(0);
+    // One at a time (not MT-compatible): only the hanging callout itself times out.
+    expect(r.outcomes.timeout).toBe(planned);
+    expect(r.restarts).toBe(planned);
+    expect(r.libraryStatistics[0]!.timeouts).toBe(planned);
+  });
+
+  it('out of restarts: quarantined, the rest counted as "quarantined"; --revive brings it back', async () => {
+    const lib = faulty({ faults: { exit: 0.3 }, seed: 4 }, { 'max-restarts': 2 });
+    const r = await run({ libraries: [lib], count: 200, concurrency: 2, seed: 4 });
+    expectConsistent(r);
+    expect(r.quarantines).toBe(1);
+    expect(r.restarts).toBe(2);
+    expect(r.libraryStatistics[0]!.state).toBe('quarantined');
+    expect(r.outcomes.quarantined).toBeGreaterThan(0);
+    expect(r.outcomes.quarantined).toBe(r.libraryStatistics[0]!.failures.quarantined);
+    expect(r.revives).toBe(0);
+
+    const revived = await run({ libraries: [faulty({ faults: { exit: 0.3 }, seed: 4 }, { 'max-restarts': 1 })], count: 40, concurrency: 2, seed: 4, revive: true });
+    expectConsistent(revived);
+    expect(revived.revives).toBeGreaterThan(0);
+    expect(revived.quarantines).toBeGreaterThanOrEqual(revived.revives);
+    // Revived, it served again: more callouts ran in a worker than one restart allows before quarantine.
+    expect(revived.libraryStatistics[0]!.failures.exit).toBeGreaterThan(2);
+  });
+
+  it('a duration bound, a progress callback, and a stop signal', async () => {
+    const progress: LoadtestProgress[] = [];
+    const r = await run({ libraries: [faulty({})], durationS: 0.5, progressIntervalMs: 50, onProgress: (p) => progress.push(p) });
+    expectConsistent(r);
+    expect(r.stoppedBy).toBe('duration');
+    expect(r.callouts).toBeGreaterThan(0);
+    expect(r.outcomes.ok).toBe(r.callouts);
+    for (const p of progress) expect(p.callouts).toBeLessThanOrEqual(r.callouts);
+    if (progress.length > 0) expect(progressLine(progress.at(-1)!)).toMatch(/^loadtest [\d.]+ s {2}\d+ callouts {2}\d+\/s {2}errors 0 {2}restarts 0/);
+
+    const abort = new AbortController();
+    const stopped = await run({ libraries: [faulty({ fault: 'slow', 'slow-ms': 5 })], durationS: 60, signal: abort.signal, progressIntervalMs: 20, onProgress: (p) => p.callouts > 20 && abort.abort() });
+    expectConsistent(stopped);
+    expect(stopped.stoppedBy).toBe('signal');
+    expect(stopped.callouts).toBeGreaterThan(20);
+  });
+
+  it('drives every D2 hook point and command callouts with arguments their schemas accept', async () => {
+    for (const hook of ['select_key', 'd2_srv_configured', 'command_processed', 'context_create', 'context_destroy', '$fault_ping']) {
+      const parameters = hook.startsWith('$') ? { hooks: [], commands: ['fault-ping'] } : { hooks: [hook] };
+      const r = await run({ hook, libraries: [faulty({ ...parameters, faults: { throw: 0.2 }, seed: 3 })], count: 50, seed: 3 });
+      expectConsistent(r);
+      expect(r.outcomes.throw, hook).toBe(planFaults(3, { throw: 0.2 }, 50).throw);
+      // Nothing else failed: the generated arguments were all acceptable.
+      expect(r.outcomes.ok + r.outcomes.throw, hook).toBe(50);
+    }
+  });
+
+  it('generated arguments pass the hook points\' schemas and carry loadtest_seq', () => {
+    const hooks = new ServerHooks();
+    const io = new IOService();
+    for (const name of ['select_key', 'd2_srv_configured', 'command_processed', 'context_destroy', '$x_y']) {
+      const point = hooks.get(name);
+      const fill = argumentFiller(name, 11, io);
+      const seenKeys = new Set<string>();
+      for (let seq = 1; seq <= 100; seq++) {
+        const handle = new CalloutHandle();
+        fill(handle, seq);
+        expect(handle.getArgument('loadtest_seq')).toBe(seq);
+        for (const [arg, spec] of Object.entries(point.arguments)) {
+          if (name.startsWith('$') && arg === 'response') continue; // the command handler's to set
+          expect(handle.hasArgument(arg), `${name}.${arg}`).toBe(true);
+          if (spec.transport === 'value') expect(spec.schema.safeParse(handle.getArgument(arg)).success, `${name}.${arg}`).toBe(true);
+        }
+        if (name === 'select_key') seenKeys.add(JSON.stringify(handle.getArgument('tsig_key')));
+      }
+      // Varied, not one fixed value.
+      if (name === 'select_key') expect(seenKeys.size).toBeGreaterThan(3);
+    }
+    expect(() => argumentFiller('no_such_hook', 1, io)).toThrow(/no such hook point: 'no_such_hook'/);
+  });
+
+  it('refuses what it cannot run: no callout on the hook, an unknown hook, no bound', async () => {
+    await expect(run({ hook: 'd2_srv_configured', libraries: [faulty({})], count: 5 })).rejects.toThrow(/no library registers a callout on d2_srv_configured/);
+    await expect(run({ hook: 'nope', libraries: [faulty({ hooks: ['select_key'] })], count: 5 })).rejects.toThrow(/no library registers a callout on nope/);
+    await expect(run({ libraries: [faulty({})] })).rejects.toThrow(/duration, a count, or both/);
+    await expect(run({ libraries: [faulty({ faults: { nope: 1 } })], count: 1 })).rejects.toThrow(/cannot load the libraries: .*unknown fault "nope"/);
+  });
+});
+
+describe('loadtest command line', () => {
+  it('builds the library chain: fault-injection alone, or after the library under test', () => {
+    const alone = parseLoadtestArgs(['--faults', 'throw=0.1,exit=0.01', '--seed', '4', '--count', '10']);
+    expect('options' in alone && alone.options).toMatchObject({
+      hook: 'select_key',
+      count: 10,
+      seed: 4,
+      concurrency: 16,
+      libraries: [{ library: FAULTS, parameters: { hooks: ['select_key'], faults: { throw: 0.1, exit: 0.01 }, seed: 4 } }],
+    });
+    expect('options' in alone && alone.options.durationS).toBeUndefined();
+    const chain = parseLoadtestArgs(['--library', 'x.js', '--parameters', '{"a":1}', '--sandbox', '{"max-restarts":9}', '--command', 'my-cmd', '--faults', '{"reject":0.5}']);
+    expect('options' in chain && chain.options).toMatchObject({
+      hook: '$my_cmd',
+      durationS: 10,
+      libraries: [
+        { library: 'x.js', parameters: { a: 1 }, sandbox: { 'max-restarts': 9 } },
+        { library: FAULTS, parameters: { hooks: [], commands: ['my-cmd'], faults: { reject: 0.5 } }, sandbox: { 'max-restarts': 9 } },
+      ],
+    });
+    expect(() => parseLoadtestArgs(['--count', 'many'])).toThrow(/--count: "many" is not an integer/);
+    expect(() => parseLoadtestArgs(['--faults', 'throw'])).toThrow(/"throw" is not fault=rate/);
+    expect(() => parseLoadtestArgs(['--bogus'])).toThrow(/bogus/);
+    expect(parseLoadtestArgs(['-h'])).toEqual({ help: true });
+  });
+});
