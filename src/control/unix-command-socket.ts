@@ -116,23 +116,29 @@ export class UnixCommandSocket {
     this.log.info('COMMAND_ACCEPTOR_START', `Starting to accept connections via unix domain socket bound to ${this.path}`);
   }
 
-  /** Stops accepting; lets replies being written finish (bounded), then removes the socket file. */
+  /**
+   * Stops accepting and removes the socket file at once; replies being
+   * written (a command that is being answered, the one that asked for this
+   * included) get `graceMs` to finish, then their connections are cut.
+   */
   async close(graceMs = 2000): Promise<void> {
     const server = this.server;
     this.server = undefined;
     if (!server) return;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    const grace = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
-    await Promise.race([closed, grace]);
-    for (const s of this.connections) s.destroy();
-    this.connections.clear();
-    await closed;
     try {
       unlinkSync(this.path);
     } catch {
-      // already gone
+      // libuv removed it with the listening handle
     }
     this.log.info('COMMAND_SOCKET_CLOSED', `control socket ${this.path} closed`);
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
+    await Promise.race([closed, grace]);
+    clearTimeout(timer);
+    for (const s of this.connections) s.destroy();
+    this.connections.clear();
+    await closed;
   }
 
   /** A socket file from a run that was killed: nobody accepts on it. */

@@ -198,25 +198,46 @@ export class D2Controller {
     return createAnswer(CONTROL_RESULT_SUCCESS, 'Configuration check successful');
   }
 
-  /** Opens, moves or closes the control socket to match `control-socket`. */
-  private async reconfigureControlSocket(config: D2Config): Promise<void> {
+  /**
+   * Opens, moves or closes the control socket to match `control-socket`, as
+   * Kea's reconfigureCommandChannel after a configuration is committed. A
+   * socket that cannot be opened fails the configuration, as in Kea (at start
+   * the daemon exits 1); the socket in force, if any, stays open then.
+   *
+   * Test knobs (environment): D2BOX_CONTROL_TIMEOUT_MS (Kea's 10 s per
+   * connection) and D2BOX_CONTROL_MAX_REQUEST_BYTES (16 MiB).
+   */
+  private async reconfigureControlSocket(config: D2Config): Promise<string | undefined> {
     const wanted = config['control-socket']?.['socket-name'];
-    if (this.controlSocket?.path === wanted) return;
-    await this.closeControlSocket();
-    if (wanted === undefined || !this.commands) return;
+    if (this.controlSocket?.path === wanted) return undefined;
+    if (wanted === undefined || !this.commands) {
+      await this.closeControlSocket();
+      return undefined;
+    }
     const commands = this.commands;
-    const timeout = Number(process.env.D2BOX_CONTROL_TIMEOUT_MS);
+    const env = (name: string) => {
+      const n = Number(process.env[name]);
+      return Number.isInteger(n) && n > 0 ? n : undefined;
+    };
+    const timeoutMs = env('D2BOX_CONTROL_TIMEOUT_MS');
+    const maxRequestBytes = env('D2BOX_CONTROL_MAX_REQUEST_BYTES');
     const sock = new UnixCommandSocket({
       path: wanted,
       process: (req) => commands.processCommand(req),
-      ...(Number.isInteger(timeout) && timeout > 0 ? { timeoutMs: timeout } : {}),
+      ...(timeoutMs ? { timeoutMs } : {}),
+      ...(maxRequestBytes ? { maxRequestBytes } : {}),
     });
     try {
       await sock.open();
-      this.controlSocket = sock;
     } catch (e) {
-      this.log.error('DCTL_CONTROL_SOCKET_OPEN_FAILED', `could not open the control socket ${wanted}: ${(e as Error).message}`);
+      const error = `could not open the control socket ${wanted}: ${(e as Error).message}`;
+      this.log.error('DCTL_CONTROL_SOCKET_OPEN_FAILED', error);
+      return error;
     }
+    // Not awaited: the command that moved the socket is answered on the old one.
+    void this.closeControlSocket();
+    this.controlSocket = sock;
+    return undefined;
   }
 
   private async closeControlSocket(): Promise<void> {
@@ -261,7 +282,8 @@ export class D2Controller {
     }
     this.loggersInForce = loggers;
     this.lastCommit = Date.now();
-    await this.reconfigureControlSocket(input.config);
+    const socketError = await this.reconfigureControlSocket(input.config);
+    if (socketError) return { ok: false, error: socketError };
     const n = d2.hooks.getLibraryNames().length;
     this.log.info('DCTL_CONFIG_COMPLETE', `server has completed configuration: ${n} hook librar${n === 1 ? 'y' : 'ies'} loaded, listening on ${input.config['ip-address']} port ${input.config.port}`);
     return { ok: true };
