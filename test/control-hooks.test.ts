@@ -1,0 +1,140 @@
+/**
+ * Commands registered by a hook library, routed to its worker; the
+ * command_processed hook point; hooks-status after a library that crashes or
+ * hangs while handling a command, and hooks-restart bringing it back; the
+ * per-library statistics.
+ */
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from './support/bind9.js';
+import { Daemon, sleep, tempDir, writeJson, type Answer } from './control-daemon.js';
+
+const LIB = resolve('test/fixtures/control-commands.mjs');
+const tmp = tempDir('d2box-ctlhooks-');
+let d: Daemon;
+
+beforeAll(async () => {
+  const socket = join(tmp.dir, 'sock');
+  const file = writeJson(join(tmp.dir, 'c.json'), {
+    DhcpDdns: {
+      'ip-address': '127.0.0.1',
+      port: await freePort(),
+      'control-socket': { 'socket-type': 'unix', 'socket-name': socket },
+      'hooks-libraries': [{ library: LIB, parameters: { greeting: 'hi there' }, sandbox: { 'callout-timeout-ms': 1000, 'max-restarts': 0 } }],
+    },
+  });
+  d = new Daemon(file, socket);
+  await d.ready();
+});
+
+afterAll(async () => {
+  expect(await d.stop()).toBe(0);
+  tmp.cleanup();
+});
+
+type LibStatus = { library: string; state: string; calls: number; failures: Record<string, number>; timeouts: number; restarts: number; quarantineReason: string | null; latencyUs: { p50: number; p99: number; count: number } };
+
+async function libStatus(): Promise<LibStatus> {
+  const a = await d.command('hooks-status');
+  expect(a.result).toBe(0);
+  expect(a.arguments.libraries).toHaveLength(1);
+  return a.arguments.libraries[0];
+}
+
+async function waitState(state: string): Promise<LibStatus> {
+  let s = await libStatus();
+  for (let i = 0; i < 200 && s.state !== state; i++) {
+    await sleep(25);
+    s = await libStatus();
+  }
+  expect(s.state).toBe(state);
+  return s;
+}
+
+describe('hook-registered commands', () => {
+  it('list-commands merges the library\'s commands with the built-in ones', async () => {
+    const a = await d.command('list-commands');
+    expect(a.result).toBe(0);
+    for (const c of ['hello-world', 'boom', 'spin', 'die', 'config-get', 'hooks-status']) expect(a.arguments).toContain(c);
+    expect(a.arguments).toEqual([...a.arguments].sort());
+  });
+
+  it('a library\'s command is answered by its worker, its response passed back unchanged', async () => {
+    expect(await d.command('hello-world', { a: [1, 2] })).toEqual({ result: 0, text: 'hi there', arguments: { echo: { a: [1, 2] } } });
+    expect(await d.command('hello-world')).toEqual({ result: 0, text: 'hi there', arguments: { echo: null } });
+  });
+
+  it('command_processed amends a response; a failing callout leaves the original', async () => {
+    const s = await d.command('status-get', { probe: true });
+    expect(s.result).toBe(0);
+    expect(s.arguments.pid).toBe(d.pid);
+    expect(s.arguments.hooked).toBe('hi there');
+    expect(s.arguments.seen).toEqual({ probe: true });
+    const v = await d.command('version-get');
+    expect(v.result).toBe(0);
+    expect(v.arguments.extended).toBeTypeOf('string');
+    expect(v.arguments.hooked).toBeUndefined();
+  });
+
+  it('a handler that throws yields result 1 naming the library; the library stays in service', async () => {
+    const a = await d.command('boom');
+    expect(a.result).toBe(1);
+    expect(a.text).toContain(LIB);
+    expect(a.text).toContain('the boom command exploded on purpose');
+    const s = await libStatus();
+    expect(s.state).toBe('ready');
+    // This one and the command_processed callout that threw for version-get.
+    expect(s.failures.throw).toBe(2);
+    expect((await d.command('hello-world')).result).toBe(0);
+  });
+});
+
+describe('hooks-status and hooks-restart', () => {
+  it('a library that exits while handling a command is quarantined (max-restarts 0), and hooks-status says why', async () => {
+    const a = await d.command('die');
+    expect(a.result).toBe(1);
+    expect(a.text).toContain(LIB);
+    const s = await waitState('quarantined');
+    expect(s.library).toBe(LIB);
+    expect(s.failures.exit).toBe(1);
+    expect(s.quarantineReason).toMatch(/exit/);
+    expect(s.calls).toBeGreaterThanOrEqual(5);
+    expect(s.latencyUs.count).toBeGreaterThan(0);
+    expect(s.latencyUs.p99).toBeGreaterThanOrEqual(s.latencyUs.p50);
+    // Its commands fail clearly; command_processed is skipped; the daemon serves.
+    const hello = await d.command('hello-world');
+    expect(hello.result).toBe(1);
+    expect(hello.text).toMatch(/quarantined/);
+    const status = await d.command('status-get');
+    expect(status.result).toBe(0);
+    expect(status.arguments.hooked).toBeUndefined();
+    // As statistics too.
+    expect(await d.stat(`hook-library[${LIB}].quarantined`)).toBe(1);
+    expect(await d.stat(`hook-library[${LIB}].failures`)).toBeGreaterThanOrEqual(2);
+  });
+
+  it('hooks-restart brings it back', async () => {
+    expect(await d.command('hooks-restart', { library: '/no/such/lib.mjs' })).toEqual({ result: 3, text: 'no hook library named /no/such/lib.mjs is configured' });
+    const r: Answer = await d.command('hooks-restart', { library: LIB });
+    expect(r).toEqual({ result: 0, text: '1 hook library restarted', arguments: { restarted: [LIB] } });
+    const s = await waitState('ready');
+    expect(s.quarantineReason).toBeNull();
+    expect(await d.command('hello-world')).toEqual({ result: 0, text: 'hi there', arguments: { echo: null } });
+    expect(await d.stat(`hook-library[${LIB}].quarantined`)).toBe(0);
+    // Nothing left to restart.
+    expect(await d.command('hooks-restart')).toEqual({ result: 3, text: 'no hook library is quarantined' });
+    expect((await d.command('hooks-restart', { library: LIB })).result).toBe(1);
+  });
+
+  it('a handler that hangs is cut at its deadline: result 1, a timeout counted; hooks-restart without arguments restarts it', async () => {
+    const a = await d.command('spin');
+    expect(a.result).toBe(1);
+    expect(a.text).toMatch(/timeout/);
+    const s = await waitState('quarantined');
+    expect(s.timeouts).toBe(1);
+    expect(await d.stat(`hook-library[${LIB}].timeouts`)).toBe(1);
+    expect(await d.command('hooks-restart')).toEqual({ result: 0, text: '1 hook library restarted', arguments: { restarted: [LIB] } });
+    await waitState('ready');
+    expect((await d.command('hello-world')).result).toBe(0);
+  });
+});
