@@ -27,6 +27,7 @@ export const LOADTEST_USAGE = `Usage: d2box loadtest [options]
   --revive              bring a quarantined library back (hooks-restart) and go on
   --progress            live progress line on stderr even when stderr is not a TTY
   --no-progress         no progress line
+  --progress-interval MS  how often the progress line is updated (default 500 on a TTY, else 1000)
   --log                 print the hook host's log on stderr
   --json                print the result as JSON
   -h, --help            this text
@@ -75,7 +76,9 @@ function numberOption(name: string, text: string | undefined, integer: boolean):
 }
 
 /** Turns the command line into runner options. */
-export function parseLoadtestArgs(argv: string[]): { options: LoadtestOptions; json: boolean; progress: boolean | undefined; log: boolean } | { help: true } {
+export function parseLoadtestArgs(argv: string[]):
+  | { options: LoadtestOptions; json: boolean; progress: boolean | undefined; progressIntervalMs: number | undefined; log: boolean }
+  | { help: true } {
   let parsed;
   try {
     parsed = parseArgs({
@@ -96,6 +99,7 @@ export function parseLoadtestArgs(argv: string[]): { options: LoadtestOptions; j
         revive: { type: 'boolean' },
         progress: { type: 'boolean' },
         'no-progress': { type: 'boolean' },
+        'progress-interval': { type: 'string' },
         log: { type: 'boolean' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -133,6 +137,7 @@ export function parseLoadtestArgs(argv: string[]): { options: LoadtestOptions; j
     options: { libraries, hook, concurrency, seed, revive: o.revive === true, ...(count !== undefined ? { count } : {}), ...(durationS !== undefined ? { durationS } : {}) },
     json: o.json === true,
     progress: o['no-progress'] ? false : o.progress ? true : undefined,
+    progressIntervalMs: numberOption('progress-interval', o['progress-interval'], true),
     log: o.log === true,
   };
 }
@@ -164,7 +169,7 @@ export async function loadtestMain(argv: string[]): Promise<number> {
       ...(args.log ? { onLog: stderrSink } : {}),
       ...(showProgress
         ? {
-            progressIntervalMs: tty ? 500 : 1000,
+            progressIntervalMs: args.progressIntervalMs ?? (tty ? 500 : 1000),
             onProgress: (p) => {
               progressShown = true;
               process.stderr.write(tty ? `\r\x1b[K${progressLine(p)}` : `${progressLine(p)}\n`);

@@ -174,7 +174,7 @@ export async function runLoadtest(options: LoadtestOptions): Promise<LoadtestRep
       const rate = ((completed - lastProgress.completed) * 1000) / Math.max(1, now - lastProgress.at);
       lastProgress = { at: now, completed };
       options.onProgress({ elapsedS: (now - started) / 1000, callouts: completed, rate, errors, restarts, quarantines });
-    }, options.progressIntervalMs ?? 500);
+    }, Math.max(10, options.progressIntervalMs ?? 500));
     progressTimer.unref();
 
     const revive = (library: string): Promise<void> => {
