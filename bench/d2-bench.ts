@@ -62,7 +62,7 @@ const { values: args } = parseArgs({
 const QUICK = args.quick === true;
 const N = Number(args.n ?? (QUICK ? 100 : 5000));
 const RUNS = Number(args.runs ?? (QUICK ? 1 : 3));
-const WINDOW = Number(args.window ?? 256);
+const WINDOW = Number(args.window ?? 128);
 const WARMUP = Number(args.warmup ?? (QUICK ? 50 : 500));
 const TARGETS = (args.targets?.split(',') ?? ALL_TARGETS) as TargetKind[];
 const DAEMONS = (args.daemons?.split(',') ?? ALL_DAEMONS) as DaemonKind[];
@@ -163,6 +163,36 @@ interface Daemon {
   logFile: string;
 }
 
+/** Daemons running now: stopped by PID if the benchmark itself is interrupted. */
+const live = new Set<Daemon>();
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    for (const d of live) {
+      try {
+        process.kill(d.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+      rmSync(d.dir, { recursive: true, force: true });
+    }
+    process.exit(130);
+  });
+}
+
+/** Datagrams the kernel dropped at a 127.0.0.1 UDP socket (last column of /proc/net/udp): NCRs that never reached the daemon. */
+function udpDrops(port: number): number {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')} `;
+  try {
+    for (const line of readFileSync('/proc/net/udp', 'utf8').split('\n')) {
+      const cols = line.trim().split(/\s+/);
+      if (cols[1]?.endsWith(hex.trim())) return Number(cols[cols.length - 1]);
+    }
+  } catch {
+    /* not Linux */
+  }
+  return NaN;
+}
+
 function udpPortBound(port: number): boolean {
   const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')} `;
   try {
@@ -194,6 +224,7 @@ async function startDaemon(daemon: DaemonKind, dnsPort: number): Promise<Daemon 
   const pid = child.pid;
   if (pid === undefined) throw new Error(`${daemon} did not start`);
   const d = { pid, dir, child, logFile, ncrPort };
+  live.add(d);
   const deadline = Date.now() + 15_000;
   for (let i = 0; i < 300 && Date.now() < deadline; i++) {
     if (child.exitCode !== null) break;
@@ -228,6 +259,7 @@ async function stopDaemon(d: Daemon): Promise<void> {
     }
     await exited(2_000);
   }
+  live.delete(d);
   if (!process.env['D2BENCH_KEEP']) rmSync(d.dir, { recursive: true, force: true });
 }
 
@@ -261,6 +293,8 @@ interface RunResult {
   rssMb: number;
   zones: Record<string, number>;
   rcodes: Record<string, number>;
+  /** NCR datagrams dropped by the kernel at the daemon's socket (receive buffer full). */
+  drops: number;
   error?: string;
 }
 
@@ -278,7 +312,7 @@ function takeIndexes(count: number): number {
 }
 
 async function oneRun(target: TargetKind, daemon: DaemonKind, run: number, obs: Observer): Promise<RunResult> {
-  const base: RunResult = { target, daemon, run, ncrs: 2 * N, completed: 0, lost: 2 * N, ncrPerSec: 0, p50: NaN, p99: NaN, cpu: NaN, rssMb: NaN, zones: {}, rcodes: {} };
+  const base: RunResult = { target, daemon, run, ncrs: 2 * N, completed: 0, lost: 2 * N, ncrPerSec: 0, p50: NaN, p99: NaN, cpu: NaN, rssMb: NaN, zones: {}, rcodes: {}, drops: NaN };
   const d = await startDaemon(daemon, obs.port);
   try {
     const load = (first: number, count: number, changeType: 0 | 1, deadlineMs: number): Promise<LoadResult> =>
@@ -289,6 +323,7 @@ async function oneRun(target: TargetKind, daemon: DaemonKind, run: number, obs: 
     }
     await sleep(100);
     await obs.counts(true);
+    const drops0 = udpDrops(d.ncrPort);
     const cpu0 = cpuSeconds(d.pid);
     const first = takeIndexes(N);
     const deadline = Math.max(60_000, N * 20);
@@ -296,11 +331,13 @@ async function oneRun(target: TargetKind, daemon: DaemonKind, run: number, obs: 
     const removes = await load(first, N, 1, deadline);
     const cpu1 = cpuSeconds(d.pid);
     const rss = peakRssMb(d.pid);
+    const drops = udpDrops(d.ncrPort) - drops0;
     await sleep(50);
     const counts = await obs.counts(true);
     const lat = [...adds.latencies, ...removes.latencies].sort((a, b) => a - b);
     const completed = adds.completed + removes.completed;
-    const span = Math.max(adds.endMs, removes.endMs) - adds.startMs;
+    // Each phase from its first send to its last completion (not the wait for lost NCRs in between).
+    const span = Math.max(0, adds.endMs - adds.startMs) + Math.max(0, removes.endMs - removes.startMs);
     return {
       ...base,
       completed,
@@ -312,6 +349,7 @@ async function oneRun(target: TargetKind, daemon: DaemonKind, run: number, obs: 
       rssMb: rss,
       zones: counts.zones,
       rcodes: counts.rcodes,
+      drops,
     };
   } catch (e) {
     return { ...base, error: (e as Error).message };
@@ -421,7 +459,7 @@ async function main(): Promise<void> {
           const rc = Object.entries(r.rcodes).map(([z, c]) => `${z}=${c}`).join(' ');
           console.log(
             `run ${target} ${daemon} #${run}: ${r.ncrs} NCRs, completed ${r.completed}, lost ${r.lost}; ${fmt(r.ncrPerSec)} NCR/s, p50 ${fmt(r.p50, 1)} ms, p99 ${fmt(r.p99, 1)} ms, ` +
-              `CPU ${fmt(r.cpu, 2)} s, peak RSS ${fmt(r.rssMb, 1)} MB; UPDATEs ${zones || 'none'}; answers ${rc || 'none'} (${fmt((hrMs() - t0) / 1000, 1)} s)` +
+              `CPU ${fmt(r.cpu, 2)} s, peak RSS ${fmt(r.rssMb, 1)} MB; kernel drops at the NCR socket ${fmt(r.drops)}; UPDATEs ${zones || 'none'}; answers ${rc || 'none'} (${fmt((hrMs() - t0) / 1000, 1)} s)` +
               (r.error ? `; ERROR ${r.error}` : ''),
           );
         }
