@@ -120,6 +120,9 @@ afterEach(async () => {
 
 // ---------------------------------------------------------------------------
 
+/** Log lines and files written in a worker reach the test a turn or more later; a loaded machine can take seconds. */
+const WAIT = { timeout: 10_000, interval: 20 };
+
 describe('library lifecycle (items 1–6, 23–27)', () => {
   it('1. a library without version() is rejected, and the configuration with it', async () => {
     const hooks = manager();
@@ -164,7 +167,7 @@ describe('library lifecycle (items 1–6, 23–27)', () => {
     expect(err.message).toMatch(/load\(\) returned 1/);
     expect(hooks.getLibraryNames()).toEqual([]);
     // The library that had loaded is unloaded again: nothing of the set stays.
-    await vi.waitFor(() => expect(lines(file)).toEqual(['load good', 'load bad fails', 'unload good']));
+    await vi.waitFor(() => expect(lines(file)).toEqual(['load good', 'load bad fails', 'unload good']), WAIT);
   });
 
   it('4. load() throwing rejects the configuration, naming the library', async () => {
@@ -263,7 +266,7 @@ describe('library lifecycle (items 1–6, 23–27)', () => {
     await vi.waitFor(() => {
       expect(logged(new RegExp(`${LIFECYCLE}: unload\\(\\) threw Error: unload of thrower blew up`), 'HOOKS_UNLOAD_FAILED')).toBe(true);
       expect(logged(new RegExp(`${LIFECYCLE_B}: unload\\(\\) returned 3`), 'HOOKS_UNLOAD_FAILED')).toBe(true);
-    });
+    }, WAIT);
     const h = await selectKeyHandle(hooks);
     await hooks.callCallouts('select_key', h);
     expect(h.getArgument('trace')).toEqual(['next#1']);
@@ -582,7 +585,7 @@ describe('CalloutHandle: status, arguments, context (items 13–22, 37)', () => 
     expect(h.getArgument('b_saw')).toBe(NextStep.SKIP);
     expect(h.getStatus()).toBe(NextStep.SKIP);
     expect(stats(hooks, SCRIPT).nonZeroReturns).toBe(1);
-    await vi.waitFor(() => expect(logs.some((r) => r.severity === 'ERROR' && r.text.includes(SCRIPT) && /select_key returned 7/.test(r.text))).toBe(true));
+    await vi.waitFor(() => expect(logs.some((r) => r.severity === 'ERROR' && r.text.includes(SCRIPT) && /select_key returned 7/.test(r.text))).toBe(true), WAIT);
   });
 
   it('21. a throwing callout: logged, status DROP, the next callout still runs', async () => {
@@ -600,7 +603,7 @@ describe('CalloutHandle: status, arguments, context (items 13–22, 37)', () => 
     expect(hooks.nextStep('select_key', h)).toBe(NextStep.DROP);
     expect(stats(hooks, SCRIPT).failures.throw).toBe(1);
     expect(logged(new RegExp(`${SCRIPT} on select_key: throw: kaboom`), 'HOOKS_CALLOUT_FAILED')).toBe(true);
-    await vi.waitFor(() => expect(logged(new RegExp(`\\[${SCRIPT}\\] callout on select_key threw: Error: kaboom`), 'HOOKS_LIBRARY_LOG')).toBe(true));
+    await vi.waitFor(() => expect(logged(new RegExp(`\\[${SCRIPT}\\] callout on select_key threw: Error: kaboom`), 'HOOKS_LIBRARY_LOG')).toBe(true), WAIT);
   });
 
   it('21. an async callout that rejects: logged, status DROP, the next callout still runs', async () => {
@@ -779,7 +782,7 @@ describe('D2 hook points (items 31–35)', () => {
       expect(typeof seen[i]!.postId).toBe('number');
     }
     // The io_context is live: what the library posted ran, back in its thread.
-    await vi.waitFor(async () => expect((await seenBy(hooks)).posted).toBe(2));
+    await vi.waitFor(async () => expect((await seenBy(hooks)).posted).toBe(2), WAIT);
 
     // After a reconfiguration of the libraries, the new set gets it too.
     await hooks.loadLibraries([lib(CONFIGURED)]);
