@@ -109,6 +109,16 @@ describe('the daemon\'s loggers', () => {
     expect(d.stderr()).not.toMatch(/COMMAND_RECEIVED/);
   });
 
+  it('flush false batches writes, which still reach the file while the daemon runs', async () => {
+    const log = join(tmp.dir, 'batched.log');
+    const { d } = await start([{ name: 'kea-dhcp-ddns', severity: 'INFO', output_options: [{ output: log, flush: false, pattern: '%m\n' }] }]);
+    await d.command('version-get');
+    const read = () => (existsSync(log) ? readFileSync(log, 'utf8') : '');
+    for (let i = 0; i < 200 && !read().includes("COMMAND_RECEIVED Received command 'version-get'"); i++) await sleep(25);
+    expect(read()).toContain("COMMAND_RECEIVED Received command 'version-get'");
+    expect(d.child.exitCode).toBeNull();
+  });
+
   it('a library\'s console output goes through the pipeline with its logger name', async () => {
     const log = join(tmp.dir, 'lib.log');
     const lib = resolve('test/fixtures/control-logging.mjs');

@@ -136,6 +136,17 @@ function makeDest(dest: number | string, flush: boolean): Dest {
   d.on('error', () => {
     dropped++;
   });
+  if (!flush) {
+    // Batched output still reaches its sink within a second.
+    const timer = setInterval(() => {
+      try {
+        d.flush();
+      } catch {
+        // closed or nothing to write
+      }
+    }, 1000).unref();
+    d.on('close', () => clearInterval(timer));
+  }
   return d;
 }
 
