@@ -7,8 +7,10 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { NcrSender } from '../src/ncr/ncr-sender.js';
+import { ncr, newDhcid, silentServer } from './fixtures/d2-harness.js';
 import { freePort } from './support/bind9.js';
-import { command, Daemon, tempDir, writeJson, type Answer } from './control-daemon.js';
+import { command, Daemon, sleep, tempDir, writeJson, type Answer } from './control-daemon.js';
 
 const tmp = tempDir('d2box-ctl-');
 afterAll(() => tmp.cleanup());
@@ -207,6 +209,42 @@ describe('the socket file and shutdown', () => {
     expect(await d.command('shutdown', { 'exit-value': 7 })).toEqual({ result: 0, text: 'Shutdown initiated, type is: normal' });
     expect(await d.exited).toBe(7);
     expect(existsSync(socket)).toBe(false);
+  });
+
+  it('shutdown types: normal abandons the queue, drain_first serves it, now stops what is in flight', async () => {
+    const dead = await silentServer();
+    try {
+      const counts: Record<string, { abandoned: number; failed: number; stopped: number }> = {};
+      for (const type of ['normal', 'drain_first', 'now']) {
+        // Each NCR takes 3 attempts × the timeout: long enough to be caught in flight, except where
+        // drain_first must serve all three within the shutdown bound (5 s).
+        const { d, port } = await start({
+          'dns-server-timeout': type === 'drain_first' ? 100 : 1000,
+          'forward-ddns': { 'ddns-domains': [{ name: 'dead.test.', 'dns-servers': [{ 'ip-address': '127.0.0.1', port: dead.port }] }] },
+        });
+        // Three NCRs for one DHCID run one after the other: one in flight, two queued.
+        const sender = new NcrSender({ serverAddress: '127.0.0.1', serverPort: port });
+        const dhcid = newDhcid();
+        for (let i = 1; i <= 3; i++) await sender.send(ncr({ fqdn: `h${i}.dead.test.`, ipAddress: `192.0.2.${i}`, dhcid, reverseChange: false }));
+        await sender.close();
+        for (let i = 0; i < 200 && (await d.stat('ncr-received')) < 3; i++) await sleep(10);
+        expect(await d.command('shutdown', { type })).toEqual({ result: 0, text: `Shutdown initiated, type is: ${type}` });
+        expect(await d.exited).toBe(0);
+        const log = d.stderr();
+        counts[type] = {
+          abandoned: log.match(/DHCP_DDNS_NCR_ABANDONED/g)?.length ?? 0,
+          failed: log.match(/DHCP_DDNS_ADD_FAILED .*no-more-servers/g)?.length ?? 0,
+          stopped: log.match(/DHCP_DDNS_ADD_FAILED .*\(stopped\)/g)?.length ?? 0,
+        };
+      }
+      expect(counts).toEqual({
+        normal: { abandoned: 2, failed: 1, stopped: 0 },
+        drain_first: { abandoned: 0, failed: 3, stopped: 0 },
+        now: { abandoned: 2, failed: 0, stopped: 1 },
+      });
+    } finally {
+      await dead.close();
+    }
   });
 
   it('SIGTERM and SIGINT exit 0 and remove the file', async () => {

@@ -25,7 +25,7 @@ import { HooksManager } from '../hooks/hooks-manager.js';
 import type { HookLibraryConfigInput } from '../hooks/library-config.js';
 import { Logger } from '../log/logger.js';
 import { VERSION } from '../version.js';
-import { D2Process } from './d2-process.js';
+import { D2Process, type ShutdownType } from './d2-process.js';
 
 export interface ControllerOptions {
   verbose: boolean;
@@ -46,7 +46,7 @@ export class D2Controller {
   private startedAt = Date.now();
   private lastCommit: number | undefined;
   private exitValue = 0;
-  private requestShutdown: ((why: string) => void) | undefined;
+  private requestShutdown: ((why: string, type?: ShutdownType) => void) | undefined;
 
   constructor(private readonly options: ControllerOptions) {
     if (options.verbose) Logger.setSeverity('DEBUG');
@@ -100,13 +100,13 @@ export class D2Controller {
     return new Promise<number>((resolve) => {
       // The daemon runs until a signal says otherwise, whether or not anything else holds the loop open.
       const keepAlive = setInterval(() => {}, 1 << 30);
-      const shutdown = (signal: string) => {
+      const shutdown = (signal: string, type: ShutdownType = 'normal') => {
         if (this.stopping) return;
         this.stopping = true;
         clearInterval(keepAlive);
         this.log.info('DCTL_SHUTDOWN_REQUESTED', `DHCP-DDNS shutting down (${signal})`);
         void this.applying
-          .then(() => this.process?.shutdown())
+          .then(() => this.process?.shutdown(type))
           .then(() => this.closeControlSocket())
           .then(
             () => {
@@ -156,7 +156,7 @@ export class D2Controller {
       shutdown: (exitValue: number, type: string) => {
         this.exitValue = exitValue;
         // After the answer has been written.
-        setImmediate(() => this.requestShutdown?.(`shutdown command, type ${type}`));
+        setImmediate(() => this.requestShutdown?.(`shutdown command, type ${type}`, type as ShutdownType));
       },
     };
   }

@@ -71,6 +71,8 @@ export interface D2ConfigInput {
 
 export type ConfigureResult = { ok: true } | { ok: false; error: string };
 
+export type ShutdownType = 'normal' | 'drain_first' | 'now';
+
 export interface D2ProcessOptions {
   hooks?: HooksManager;
   stats?: StatsMgr;
@@ -147,9 +149,15 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
     if (this.queueMgr.enqueue(ncr)) this.updateMgr.sweep();
   }
 
-  /** Stops receiving, lets transactions end within the bound, unloads the hook libraries. Idempotent. */
-  shutdown(): Promise<void> {
-    this.stopping ??= this.doShutdown();
+  /**
+   * Stops receiving, lets transactions end within the bound, unloads the hook
+   * libraries. Idempotent. Kea's shutdown types: `normal` (queued NCRs end
+   * failed, transactions in flight may finish), `drain_first` (the queue is
+   * served first — within the same bound, where Kea waits without one), `now`
+   * (transactions in flight are stopped at once).
+   */
+  shutdown(type: ShutdownType = 'normal'): Promise<void> {
+    this.stopping ??= this.doShutdown(type);
     return this.stopping;
   }
 
@@ -261,11 +269,28 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
     this.emit('ncr-done', done);
   }
 
-  private async doShutdown(): Promise<void> {
+  /** drain_first: serves what is queued until the queue is empty and no transaction runs, within shutdownTimeoutMs. */
+  private async drain(): Promise<void> {
+    const step = 50;
+    const rounds = Math.ceil(this.shutdownTimeoutMs / step) + 1;
+    for (let i = 0; i < rounds && (this.queueMgr.size > 0 || this.updateMgr.transactionCount > 0); i++) {
+      this.updateMgr.sweep();
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, step);
+        void this.updateMgr.idle().then(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  private async doShutdown(type: ShutdownType): Promise<void> {
     // Wait for a configuration being applied, so its listener is not left open.
     await this.configuring;
     await this.listener?.stop();
     this.listener = undefined;
+    if (type === 'drain_first') await this.drain();
     this.updateMgr.pause();
     for (const ncr of this.queueMgr.clear()) {
       this.ncrDone({ ncr, status: 'failed', reason: 'shutdown', detail: 'the server shut down before the request was processed' });
@@ -278,7 +303,7 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
           resolve(true);
         });
       });
-    if (!(await within(this.shutdownTimeoutMs))) {
+    if (!(await within(type === 'now' ? 0 : this.shutdownTimeoutMs))) {
       this.log.warn('DHCP_DDNS_SHUTDOWN_TIMEOUT', `${this.updateMgr.transactionCount} transaction(s) still running after ${this.shutdownTimeoutMs} ms; stopping them`);
     }
     await this.dnsClient.close();
