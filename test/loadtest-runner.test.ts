@@ -89,7 +89,8 @@ describe('loadtest on the fault-injection sample', () => {
 
   it('hangs: timed out and counted, workers replaced', async () => {
     const r = await run({
-      libraries: [faulty({ faults: { hang: 0.05 }, seed: 2, 'spin-ms': 20_000, 'multi-threading': false }, { 'callout-timeout-ms': 300 })],
+      // A 1 s deadline: a busy machine never makes a callout that behaves miss it.
+      libraries: [faulty({ faults: { hang: 0.05 }, seed: 2, 'spin-ms': 20_000, 'multi-threading': false }, { 'callout-timeout-ms': 1000 })],
       count: 60,
       concurrency: 4,
       seed: 2,
