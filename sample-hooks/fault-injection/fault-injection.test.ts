@@ -52,7 +52,7 @@ describe('sample fault-injection: each fault at rate 1', () => {
   const expected: [Fault, string | undefined, HookLibraryConfigInput['sandbox']][] = [
     ['throw', 'throw', {}],
     ['reject', 'reject', {}],
-    ['hang', 'timeout', { 'callout-timeout-ms': 500 }],
+    ['hang', 'timeout', { 'callout-timeout-ms': 1000 }],
     ['oom', 'oom', { 'max-heap-mb': 32, 'callout-timeout-ms': 20_000 }],
     ['exit', 'exit', {}],
     ['invalid-argument', 'invalid-argument', {}],
