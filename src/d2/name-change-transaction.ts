@@ -141,11 +141,63 @@ export interface Transition {
 
 /** Kea's D2TsigKey statistic name: the key name as dns::Name::toText prints it. */
 export function tsigKeyStatName(name: string): string {
-  try {
-    return Name.fromText(name).toText();
-  } catch {
-    return name;
+  let text = statNames.get(name);
+  if (text === undefined) {
+    try {
+      text = Name.fromText(name).toText();
+    } catch {
+      text = name;
+    }
+    if (statNames.size >= MAX_CACHED) statNames.clear();
+    statNames.set(name, text);
   }
+  return text;
+}
+
+/** Bound on each of the small caches below (key names, keys from select_key). */
+const MAX_CACHED = 256;
+/** Configured or select_key key name → its statistic name (parsed once, not per update). */
+const statNames = new Map<string, string>();
+
+/** The `key[NAME].update-*` statistic names of a key, built once per key name. */
+interface KeyStatNames {
+  'update-sent': string;
+  'update-success': string;
+  'update-timeout': string;
+  'update-error': string;
+}
+const keyStatNames = new Map<string, KeyStatNames>();
+function keyStats(statName: string): KeyStatNames {
+  let names = keyStatNames.get(statName);
+  if (!names) {
+    names = {
+      'update-sent': keyStatName(statName, 'update-sent'),
+      'update-success': keyStatName(statName, 'update-success'),
+      'update-timeout': keyStatName(statName, 'update-timeout'),
+      'update-error': keyStatName(statName, 'update-error'),
+    };
+    if (keyStatNames.size >= MAX_CACHED) keyStatNames.clear();
+    keyStatNames.set(statName, names);
+  }
+  return names;
+}
+
+/**
+ * Keys handed back by select_key, by (name, algorithm, secret, digest-bits): a
+ * library that returns the same key for every update gets the TsigKey built
+ * (and its secret checked) once, not per update. A TsigKey is immutable.
+ */
+const selectedKeys = new Map<string, TsigKey>();
+function selectedKey(arg: KeyArgument): TsigKey {
+  const digestBits = arg['digest-bits'] ?? 0;
+  const id = `${arg.name}\0${arg.algorithm}\0${arg.secret}\0${digestBits}`;
+  let key = selectedKeys.get(id);
+  if (!key) {
+    key = TsigKey.create({ name: arg.name, algorithm: arg.algorithm, secret: arg.secret, digestBits });
+    if (selectedKeys.size >= MAX_CACHED) selectedKeys.clear();
+    selectedKeys.set(id, key);
+  }
+  return key;
 }
 
 export abstract class NameChangeTransaction {
@@ -358,22 +410,23 @@ export abstract class NameChangeTransaction {
       this.transition(PROCESS_TRANS_FAILED_ST, UPDATE_FAILED_EVT);
       return;
     }
-    const keyName = key ? tsigKeyStatName(this.tsigKeyName || key.name.toText()) : undefined;
+    const perKey = key ? keyStats(tsigKeyStatName(this.tsigKeyName || key.name.toText())) : undefined;
     const stats = this.ctx.stats;
-    const count = (stat: UpdateStat, perKey: boolean) => {
-      stats.addValue(stat);
-      if (perKey && keyName) stats.addValue(keyStatName(keyName, stat as KeyStat));
-    };
-    count('update-sent', true);
-    count(key ? 'update-signed' : 'update-unsigned', false);
-    if (outcome.status === 'success') count('update-success', true);
-    else if (outcome.status === 'timeout') count('update-timeout', true);
-    else count('update-error', true);
+    const result: KeyStat = outcome.status === 'success' ? 'update-success' : outcome.status === 'timeout' ? 'update-timeout' : 'update-error';
+    stats.addValue('update-sent' satisfies UpdateStat);
+    stats.addValue((key ? 'update-signed' : 'update-unsigned') satisfies UpdateStat);
+    stats.addValue(result);
+    if (perKey) {
+      stats.addValue(perKey['update-sent']);
+      stats.addValue(perKey[result]);
+    }
     this.outcome = outcome;
-    this.ctx.log.debug(
-      'DHCP_DDNS_UPDATE_RESPONSE_RECEIVED',
-      `DHCP_DDNS Request ID ${this.requestId}: ${step.label} to ${this.serverText()}: ${outcome.status === 'success' ? `SUCCESS, rcode: ${rcodeToText(outcome.rcode)}` : outcome.status}`,
-    );
+    if (this.ctx.log.isEnabled('DEBUG')) {
+      this.ctx.log.debug(
+        'DHCP_DDNS_UPDATE_RESPONSE_RECEIVED',
+        `DHCP_DDNS Request ID ${this.requestId}: ${step.label} to ${this.serverText()}: ${outcome.status === 'success' ? `SUCCESS, rcode: ${rcodeToText(outcome.rcode)}` : outcome.status}`,
+      );
+    }
     this.nextEvent = IO_COMPLETED_EVT;
   }
 
@@ -424,7 +477,7 @@ export abstract class NameChangeTransaction {
       } else {
         name = chosen.name;
         try {
-          key = TsigKey.create({ name: chosen.name, algorithm: chosen.algorithm, secret: chosen.secret, digestBits: chosen['digest-bits'] ?? 0 });
+          key = selectedKey(chosen);
         } catch (e) {
           this.ctx.log.error('DHCP_DDNS_SELECT_KEY_INVALID', `DHCP_DDNS Request ID ${this.requestId}: select_key returned an unusable key for ${this.serverText()}: ${(e as Error).message}; server skipped`);
           return false;
@@ -466,15 +519,23 @@ export abstract class NameChangeTransaction {
   protected prepNewRequest(direction: Direction): D2UpdateMessage {
     const domain = direction === 'forward' ? this.forwardDomain : this.reverseDomain;
     if (!domain) throw new Error(`no ${direction} domain`);
-    return new D2UpdateMessage().setZone(domain.name);
+    return new D2UpdateMessage().setZone(zoneName(domain));
   }
 
-  protected get fqdn(): string {
-    return this.ncr.fqdn;
+  // The names and RDATA of the NCR, parsed once per transaction (each is read by
+  // every request the transaction builds, retries included); read-only once built.
+  private cachedFqdn: Name | undefined;
+  private cachedReverseName: Name | undefined;
+  private cachedAddressRdata: Rdata | undefined;
+  private cachedDhcidRdata: Rdata | undefined;
+  private cachedPtrRdata: Rdata | undefined;
+
+  protected get fqdn(): Name {
+    return (this.cachedFqdn ??= Name.fromText(this.ncr.fqdn));
   }
 
-  protected get reverseName(): string {
-    return reverseIpAddress(this.ncr.ipAddress);
+  protected get reverseName(): Name {
+    return (this.cachedReverseName ??= Name.fromText(reverseIpAddress(this.ncr.ipAddress)));
   }
 
   /** A for IPv4 leases, AAAA for IPv6. */
@@ -483,15 +544,15 @@ export abstract class NameChangeTransaction {
   }
 
   protected get leaseAddressRdata(): Rdata {
-    return this.ncr.ipVersion === 4 ? rdataA(this.ncr.ipAddress) : rdataAAAA(this.ncr.ipAddress);
+    return (this.cachedAddressRdata ??= this.ncr.ipVersion === 4 ? rdataA(this.ncr.ipAddress) : rdataAAAA(this.ncr.ipAddress));
   }
 
   protected get dhcidRdata(): Rdata {
-    return rdataDHCID(this.ncr.dhcid);
+    return (this.cachedDhcidRdata ??= rdataDHCID(this.ncr.dhcid));
   }
 
   protected get ptrRdata(): Rdata {
-    return rdataPTR(this.ncr.fqdn);
+    return (this.cachedPtrRdata ??= rdataPTR(this.fqdn));
   }
 
   /**
@@ -550,8 +611,27 @@ interface KeyArgument {
   'digest-bits'?: number;
 }
 
+/** A domain's zone name, parsed once per configured domain (configurations are immutable once applied). */
+const zoneNames = new WeakMap<DdnsDomainConfig, Name>();
+function zoneName(domain: DdnsDomainConfig): Name {
+  let name = zoneNames.get(domain);
+  if (!name) {
+    name = Name.fromText(domain.name);
+    zoneNames.set(domain, name);
+  }
+  return name;
+}
+
+/** A key's secret as base64, encoded once per key. */
+const secretText = new WeakMap<TsigKey, string>();
+
 function keyToArgument(key: TsigKey, configuredName: string): KeyArgument {
-  const arg: KeyArgument = { name: configuredName || key.name.toText(), algorithm: key.algorithm, secret: key.secret.toString('base64') };
+  let secret = secretText.get(key);
+  if (secret === undefined) {
+    secret = key.secret.toString('base64');
+    secretText.set(key, secret);
+  }
+  const arg: KeyArgument = { name: configuredName || key.name.toText(), algorithm: key.algorithm, secret };
   if (key.digestBits > 0) arg['digest-bits'] = key.digestBits;
   return arg;
 }

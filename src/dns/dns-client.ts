@@ -141,7 +141,8 @@ export class DnsClient {
     try {
       const m = message instanceof D2UpdateMessage ? message.toMessage() : message;
       if (m.qr) return invalid('cannot send a message with the QR flag set');
-      wire = encodeMessage({ ...m, id });
+      wire = encodeMessage(m);
+      wire.writeUInt16BE(id, 0); // the fresh ID, without copying the message to set it
       if (opts.key) {
         context = new TsigContext(opts.key);
         wire = context.sign(wire);

@@ -44,6 +44,11 @@ export class Name {
     return new Name(labels.map((l) => Uint8Array.from(l)));
   }
 
+  /** For decodeName: labels fresh from a message, already checked against every limit (not copied again). */
+  static fromCheckedLabels(labels: Uint8Array[]): Name {
+    return new Name(labels);
+  }
+
   /** Parses presentation form, or returns an error. A trailing dot is optional. */
   static parse(text: string): Result<Name> {
     if (text === '.' ) return ok(Name.ROOT);
@@ -205,5 +210,6 @@ export function decodeName(msg: Uint8Array, offset: number): Result<{ name: Name
     labels.push(msg.slice(pos + 1, pos + 1 + len));
     pos += 1 + len;
   }
-  return ok({ name: Name.fromLabels(labels), next });
+  // Every label is 1..63 octets (a length byte below 0x40, non-zero) and the total is checked above.
+  return ok({ name: Name.fromCheckedLabels(labels), next });
 }

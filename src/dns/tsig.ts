@@ -120,6 +120,27 @@ export class TsigKey {
     return new TsigKey(name.canonical(), algorithm, secret, digestBits);
   }
 
+  private variablesPrefix: Buffer | undefined;
+
+  /**
+   * The fixed start of the TSIG variables of this key (RFC 8945 §4.3.3): key
+   * name (canonical, uncompressed), class ANY, TTL 0, algorithm name
+   * (canonical, uncompressed). Built once per key.
+   */
+  tsigVariablesPrefix(): Buffer {
+    if (!this.variablesPrefix) {
+      const keyName = this.name.canonical().toWire();
+      const alg = this.algorithmName.canonical().toWire();
+      const out = Buffer.alloc(keyName.length + 6 + alg.length);
+      let o = keyName.copy(out, 0);
+      o = out.writeUInt16BE(RRClass.ANY, o);
+      o = out.writeUInt32BE(0, o);
+      alg.copy(out, o);
+      this.variablesPrefix = out;
+    }
+    return this.variablesPrefix;
+  }
+
   /** Full (untruncated) HMAC of `parts` with this key. */
   hmac(parts: readonly Uint8Array[]): Buffer {
     const h = createHmac(TSIG_ALGORITHMS[this.algorithm].hash, this.secret);
@@ -142,19 +163,16 @@ export interface TsigVariables {
 
 /** The TSIG variables block of RFC 8945 §4.3.3. */
 export function tsigVariables(key: TsigKey, v: TsigVariables): Buffer {
-  const keyName = key.name.canonical().toWire();
-  const alg = key.algorithmName.canonical().toWire();
-  const out = Buffer.alloc(keyName.length + 6 + alg.length + 12);
-  let o = keyName.copy(out, 0);
-  o = out.writeUInt16BE(RRClass.ANY, o);
-  o = out.writeUInt32BE(0, o);
-  o += alg.copy(out, o);
+  const prefix = key.tsigVariablesPrefix();
+  const out = Buffer.allocUnsafe(prefix.length + 12 + v.otherData.length);
+  let o = prefix.copy(out, 0);
   out.writeUIntBE(v.timeSigned, o, 6);
   o += 6;
   o = out.writeUInt16BE(v.fudge, o);
   o = out.writeUInt16BE(v.error, o);
-  out.writeUInt16BE(v.otherData.length, o);
-  return Buffer.concat([out, v.otherData]);
+  o = out.writeUInt16BE(v.otherData.length, o);
+  out.set(v.otherData, o);
+  return out;
 }
 
 /** `message` with the ID replaced and ARCOUNT decremented, as digested. */
@@ -165,11 +183,11 @@ function digestedMessage(messageBeforeTsig: Uint8Array, originalId: number, arco
   return m;
 }
 
-function requestMacPrefix(requestMac: Uint8Array | undefined): Buffer[] {
+function requestMacPrefix(requestMac: Uint8Array | undefined): Uint8Array[] {
   if (!requestMac) return [];
-  const len = Buffer.alloc(2);
+  const len = Buffer.allocUnsafe(2);
   len.writeUInt16BE(requestMac.length);
-  return [len, Buffer.from(requestMac)];
+  return [len, requestMac];
 }
 
 export interface SignOptions {
@@ -264,12 +282,10 @@ export function verifyTsig(wire: Uint8Array, msg: DecodedMessage, key: TsigKey, 
   if (macLen < key.macLength) return fail(Rcode.BADTRUNC, `MAC of ${macLen} octets is shorter than the ${key.macLength} this key requires`);
   if (opts.requestMac && macLen < opts.requestMac.length) return fail(Rcode.BADTRUNC, 'response MAC shorter than the request MAC');
   if (t.offset < HEADER_LENGTH || t.offset > wire.length) return fail(Rcode.FORMERR, 'bad TSIG offset');
+  // The header as digested (original ID, ARCOUNT without the TSIG RR), then the rest as received: no copy of the message.
+  const header = digestedMessage(wire.subarray(0, HEADER_LENGTH), t.rdata.originalId, 1);
   const expected = key
-    .hmac([
-      ...requestMacPrefix(opts.requestMac),
-      digestedMessage(wire.subarray(0, t.offset), t.rdata.originalId, 1),
-      tsigVariables(key, t.rdata),
-    ])
+    .hmac([...requestMacPrefix(opts.requestMac), header, wire.subarray(HEADER_LENGTH, t.offset), tsigVariables(key, t.rdata)])
     .subarray(0, macLen);
   if (!timingSafeEqual(expected, t.rdata.mac)) return fail(Rcode.BADSIG, 'MAC does not verify');
   const now = opts.now ?? tsigNow();

@@ -20,7 +20,7 @@
 import { randomInt } from 'node:crypto';
 import { Opcode, RRClass, RRType } from './codes.js';
 import { DnsError, malformed, ok, type Result } from './errors.js';
-import { emptyHeader, encodeMessage, type DecodedMessage, type Message, type ResourceRecord } from './message.js';
+import { encodeMessage, type DecodedMessage, type Message, type ResourceRecord } from './message.js';
 import { Name } from './name.js';
 import { EMPTY_RDATA, rdataTypeOf, type Rdata } from './rdata.js';
 
@@ -114,12 +114,22 @@ export class D2UpdateMessage {
   /** The message as a plain {@link Message}. Throws unless the zone is set (RFC 2136 §2.3). */
   toMessage(): Message {
     if (!this.zone) throw new DnsError('invalid-argument', 'the zone section of a DNS update must hold exactly one record (RFC 2136 §2.3)');
+    // A literal of one shape (no spread of the header): this runs for every update sent.
     return {
-      ...emptyHeader(this.id, Opcode.UPDATE),
+      id: this.id,
+      qr: false,
+      opcode: Opcode.UPDATE,
+      aa: false,
+      tc: false,
+      rd: false,
+      ra: false,
+      ad: false,
+      cd: false,
+      rcode: 0,
       question: [{ name: this.zone.name, type: RRType.SOA, class: this.zone.class }],
-      answer: [...this.prerequisites],
-      authority: [...this.updates],
-      additional: [...this.additional],
+      answer: this.prerequisites.slice(),
+      authority: this.updates.slice(),
+      additional: this.additional.slice(),
     };
   }
 
