@@ -11,13 +11,14 @@
  *   an unsigned or badly signed answer is a `tsig-error` (Kea treats it as an
  *   invalid response).
  * - `update()` never rejects: it resolves to an outcome. The receive path never
- *   throws. Every timer is cleared when its request settles; `close()` settles
+ *   throws. One timer serves every update in flight, cleared when none is; `close()` settles
  *   whatever is in flight as `stopped` and closes the sockets. Sockets are
  *   unref'd, so an idle client does not keep the process alive.
  */
 import { randomInt } from 'node:crypto';
 import dgram from 'node:dgram';
 import { isIP } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { rcodeToText } from './codes.js';
 import { DnsError, type DnsErrorKind } from './errors.js';
 import { decodeMessage, encodeMessage, type DecodedMessage, type Message } from './message.js';
@@ -78,7 +79,9 @@ interface Pending {
   address: string;
   port: number;
   context: TsigContext | undefined;
-  timer: NodeJS.Timeout;
+  /** performance.now() after which the update has timed out. */
+  deadline: number;
+  timeoutMs: number;
   resolve: (o: DnsUpdateOutcome) => void;
 }
 
@@ -96,6 +99,13 @@ export class DnsClient {
   private readonly pending = new Map<number, Pending>();
   private readonly sockets = new Map<4 | 6, dgram.Socket>();
   private closed = false;
+  /**
+   * One timer for every update in flight (not one per update): armed for the
+   * earliest deadline; when it fires, what is past its deadline times out and
+   * it is armed again for the earliest left. Cleared when nothing is in flight.
+   */
+  private timer: NodeJS.Timeout | undefined;
+  private timerDue = Infinity;
 
   constructor(opts: { timeoutMs?: number } = {}) {
     const t = opts.timeoutMs ?? DEFAULT_DNS_SERVER_TIMEOUT;
@@ -156,22 +166,43 @@ export class DnsClient {
     if (context) this.stats.signed++;
     else this.stats.unsigned++;
     return new Promise<DnsUpdateOutcome>((resolve) => {
-      const p: Pending = {
-        id,
-        family,
-        address: server.address,
-        port: server.port,
-        context,
-        resolve,
-        timer: setTimeout(() => {
-          this.finish(p, { status: 'timeout', error: new DnsError('timeout', `no answer from ${server.address} port ${server.port} within ${timeoutMs} ms`), id });
-        }, timeoutMs),
-      };
+      const deadline = performance.now() + timeoutMs;
+      const p: Pending = { id, family, address: server.address, port: server.port, context, deadline, timeoutMs, resolve };
       this.pending.set(id, p);
+      if (deadline < this.timerDue) this.armTimer(deadline);
       socket.send(wire, server.port, server.address, (e) => {
         if (e) this.finish(p, { status: 'io-error', error: new DnsError('io-error', `send to ${server.address} port ${server.port} failed: ${e.message}`), id });
       });
     });
+  }
+
+  private armTimer(due: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timerDue = due;
+    this.timer = setTimeout(() => this.expire(), Math.max(1, Math.ceil(due - performance.now())));
+  }
+
+  private disarmTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerDue = Infinity;
+  }
+
+  /** The timer fired: every update past its deadline times out; the timer is armed for the earliest one left. */
+  private expire(): void {
+    this.timer = undefined;
+    this.timerDue = Infinity;
+    const now = performance.now();
+    const expired: Pending[] = [];
+    let next = Infinity;
+    for (const p of this.pending.values()) {
+      if (p.deadline <= now) expired.push(p);
+      else if (p.deadline < next) next = p.deadline;
+    }
+    for (const p of expired) {
+      this.finish(p, { status: 'timeout', error: new DnsError('timeout', `no answer from ${p.address} port ${p.port} within ${p.timeoutMs} ms`), id: p.id });
+    }
+    if (next < Infinity && next < this.timerDue) this.armTimer(next);
   }
 
   /** Settles everything in flight as `stopped` and closes the sockets. */
@@ -230,7 +261,7 @@ export class DnsClient {
   private finish(p: Pending, outcome: DnsUpdateOutcome): void {
     if (this.pending.get(p.id) !== p) return; // already settled
     this.pending.delete(p.id);
-    clearTimeout(p.timer);
+    if (this.pending.size === 0) this.disarmTimer();
     if (outcome.status === 'success') this.stats.success++;
     else if (outcome.status === 'timeout') this.stats.timeout++;
     else if (outcome.status !== 'stopped') this.stats.error++;
