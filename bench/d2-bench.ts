@@ -22,7 +22,9 @@
  *
  * Options: --quick (N=100, 1 run), --n N, --runs R, --window W, --warmup W,
  * --targets fast,bind, --daemons d2box+select_key,d2box,kea. Environment:
- * D2BENCH_NODE_ARGS adds node options to the d2box daemon (e.g. --cpu-prof).
+ * D2BENCH_NODE_ARGS adds node options to the d2box daemon (e.g. --cpu-prof);
+ * D2BENCH_D2BOX_CLI runs another build of d2box (a cli.js path); D2BENCH_KEEP
+ * keeps the daemons' temp dirs (configuration, log).
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
@@ -218,7 +220,8 @@ async function startDaemon(daemon: DaemonKind, dnsPort: number): Promise<Daemon 
     });
   } else {
     const extra = (process.env['D2BENCH_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
-    child = spawn(process.execPath, [...extra, join(ROOT, 'dist/src/cli.js'), '-c', conf], { cwd: dir, stdio: ['ignore', out, out] });
+    const cli = process.env['D2BENCH_D2BOX_CLI'] ?? join(ROOT, 'dist/src/cli.js');
+    child = spawn(process.execPath, [...extra, cli, '-c', conf], { cwd: dir, stdio: ['ignore', out, out] });
   }
   closeSync(out);
   const pid = child.pid;

@@ -81,7 +81,8 @@ function checkU16(v: number, what: string): void {
   if (!Number.isInteger(v) || v < 0 || v > 0xffff) throw new DnsError('invalid-argument', `${what} out of range: ${v}`);
 }
 
-function encodeRecord(rr: ResourceRecord): Buffer {
+/** Checks a record and returns its RDATA in wire form (opaque RDATA as is, not copied). */
+function recordRdata(rr: ResourceRecord): Uint8Array {
   checkU16(rr.type, 'RR type');
   checkU16(rr.class, 'RR class');
   if (!Number.isInteger(rr.ttl) || rr.ttl < 0 || rr.ttl > 0xffffffff) throw new DnsError('invalid-argument', `TTL out of range: ${rr.ttl}`);
@@ -89,49 +90,77 @@ function encodeRecord(rr: ResourceRecord): Buffer {
   if (t !== undefined && t !== rr.type) {
     throw new DnsError('invalid-argument', `RDATA of kind ${rr.rdata.kind} in a record of type ${rr.type}`);
   }
-  const rdata = encodeRdata(rr.rdata);
-  const out = Buffer.allocUnsafe(rr.name.wireLength + 10 + rdata.length);
-  let o = rr.name.writeTo(out, 0);
+  const r = rr.rdata;
+  if (r.kind === 'raw' || r.kind === 'DHCID') {
+    if (r.data.length > 0xffff) throw new DnsError('invalid-argument', 'RDATA longer than 65535 octets');
+    return r.data;
+  }
+  return encodeRdata(r);
+}
+
+function writeRecord(rr: ResourceRecord, rdata: Uint8Array, out: Buffer, offset: number): number {
+  let o = rr.name.writeTo(out, offset);
   o = out.writeUInt16BE(rr.type, o);
   o = out.writeUInt16BE(rr.class, o);
   o = out.writeUInt32BE(rr.ttl, o);
   o = out.writeUInt16BE(rdata.length, o);
-  rdata.copy(out, o);
-  return out;
+  out.set(rdata, o);
+  return o + rdata.length;
 }
 
 export function encodeHeader(h: MessageHeader, counts: [number, number, number, number]): Buffer {
+  checkHeader(h, counts);
+  const out = Buffer.allocUnsafe(HEADER_LENGTH);
+  writeHeader(h, counts, out);
+  return out;
+}
+
+function checkHeader(h: MessageHeader, counts: readonly number[]): void {
   checkU16(h.id, 'message id');
   if (!Number.isInteger(h.opcode) || h.opcode < 0 || h.opcode > 15) throw new DnsError('invalid-argument', `opcode out of range: ${h.opcode}`);
   if (!Number.isInteger(h.rcode) || h.rcode < 0 || h.rcode > 15) throw new DnsError('invalid-argument', `header rcode out of range: ${h.rcode}`);
-  const out = Buffer.alloc(HEADER_LENGTH);
+  for (let i = 0; i < 4; i++) checkU16(counts[i]!, 'section count');
+}
+
+/** Writes the 12-octet header (checked) at the start of `out`, every octet of it. */
+function writeHeader(h: MessageHeader, counts: readonly number[], out: Buffer): void {
   out.writeUInt16BE(h.id, 0);
   out[2] = (h.qr ? 0x80 : 0) | (h.opcode << 3) | (h.aa ? 0x04 : 0) | (h.tc ? 0x02 : 0) | (h.rd ? 0x01 : 0);
   out[3] = (h.ra ? 0x80 : 0) | (h.ad ? 0x20 : 0) | (h.cd ? 0x10 : 0) | h.rcode;
-  counts.forEach((c, i) => {
-    checkU16(c, 'section count');
-    out.writeUInt16BE(c, 4 + 2 * i);
-  });
-  return out;
+  for (let i = 0; i < 4; i++) out.writeUInt16BE(counts[i]!, 4 + 2 * i);
 }
 
 /** Wire form of a message, names uncompressed. */
 export function encodeMessage(m: Message): Buffer {
-  const parts: Buffer[] = [
-    encodeHeader(m, [m.question.length, m.answer.length, m.authority.length, m.additional.length]),
-  ];
+  // One pass to check and size everything, one buffer, one pass to write it.
+  const counts = [m.question.length, m.answer.length, m.authority.length, m.additional.length];
+  checkHeader(m, counts);
+  let length = HEADER_LENGTH;
   for (const q of m.question) {
     checkU16(q.type, 'question type');
     checkU16(q.class, 'question class');
-    const b = Buffer.allocUnsafe(q.name.wireLength + 4);
-    const o = q.name.writeTo(b, 0);
-    b.writeUInt16BE(q.type, o);
-    b.writeUInt16BE(q.class, o + 2);
-    parts.push(b);
+    length += q.name.wireLength + 4;
   }
-  for (const s of [m.answer, m.authority, m.additional]) for (const rr of s) parts.push(encodeRecord(rr));
-  const out = Buffer.concat(parts);
-  if (out.length > MAX_MESSAGE_LENGTH) throw new DnsError('invalid-argument', `message longer than ${MAX_MESSAGE_LENGTH} octets`);
+  const sections = [m.answer, m.authority, m.additional];
+  const rdatas: Uint8Array[] = [];
+  for (const s of sections) {
+    for (const rr of s) {
+      const rdata = recordRdata(rr);
+      rdatas.push(rdata);
+      length += rr.name.wireLength + 10 + rdata.length;
+    }
+  }
+  if (length > MAX_MESSAGE_LENGTH) throw new DnsError('invalid-argument', `message longer than ${MAX_MESSAGE_LENGTH} octets`);
+  const out = Buffer.allocUnsafe(length);
+  writeHeader(m, counts, out);
+  let o = HEADER_LENGTH;
+  for (const q of m.question) {
+    o = q.name.writeTo(out, o);
+    o = out.writeUInt16BE(q.type, o);
+    o = out.writeUInt16BE(q.class, o);
+  }
+  let k = 0;
+  for (const s of sections) for (const rr of s) o = writeRecord(rr, rdatas[k++]!, out, o);
   return out;
 }
 

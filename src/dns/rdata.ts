@@ -110,7 +110,7 @@ export function encodeTsigRdata(t: TsigRdata): Buffer {
     throw new DnsError('invalid-argument', 'TSIG time signed out of 48-bit range');
   }
   const alg = t.algorithm.toWire();
-  const out = Buffer.alloc(alg.length + 16 + t.mac.length + t.otherData.length);
+  const out = Buffer.allocUnsafe(alg.length + 16 + t.mac.length + t.otherData.length);
   let o = alg.copy(out, 0);
   out.writeUIntBE(t.timeSigned, o, 6);
   o += 6;

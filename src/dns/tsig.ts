@@ -231,14 +231,16 @@ export function signMessage(wire: Uint8Array, key: TsigKey, opts: SignOptions = 
   }
   const tsig: TsigRdata = { algorithm: key.algorithmName, ...vars, mac, originalId: h.id };
   const rdata = encodeTsigRdata(tsig);
-  const owner = key.name.toWire();
-  const rr = Buffer.alloc(owner.length + 10);
-  let o = owner.copy(rr, 0);
-  o = rr.writeUInt16BE(RRType.TSIG, o);
-  o = rr.writeUInt16BE(RRClass.ANY, o);
-  o = rr.writeUInt32BE(0, o);
-  rr.writeUInt16BE(rdata.length, o);
-  const out = Buffer.concat([wire, rr, rdata]);
+  // The message, then the TSIG RR (owner: the key name), in one buffer.
+  const owner = key.name;
+  const out = Buffer.allocUnsafe(wire.length + owner.wireLength + 10 + rdata.length);
+  out.set(wire, 0);
+  let o = owner.writeTo(out, wire.length);
+  o = out.writeUInt16BE(RRType.TSIG, o);
+  o = out.writeUInt16BE(RRClass.ANY, o);
+  o = out.writeUInt32BE(0, o);
+  o = out.writeUInt16BE(rdata.length, o);
+  rdata.copy(out, o);
   out.writeUInt16BE(h.counts[3] + 1, 10);
   return { wire: out, mac, tsig };
 }
