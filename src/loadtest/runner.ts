@@ -162,6 +162,7 @@ export async function runLoadtest(options: LoadtestOptions): Promise<LoadtestRep
       const m = process.memoryUsage();
       peakRss = Math.max(peakRss, m.rss);
       peakHeap = Math.max(peakHeap, m.heapUsed);
+      return m;
     };
 
     const started = performance.now();
@@ -219,8 +220,8 @@ export async function runLoadtest(options: LoadtestOptions): Promise<LoadtestRep
       clearInterval(progressTimer);
     }
     const elapsedS = (performance.now() - started) / 1000;
-    sampleMemory();
-    const memory = process.memoryUsage();
+    // One reading for both the final figures and the peaks, so a peak is never below the end.
+    const memory = sampleMemory();
     const libraryStatistics = hooks.getLibraryStatistics();
     // The histogram holds whole sampling intervals: the delay is what exceeds the interval.
     const ns = (p: number) => round3(Math.max(0, loopDelay.percentile(p) / 1e6 - LOOP_RESOLUTION_MS));
