@@ -246,8 +246,23 @@ function decodeUnsafe(msg: Uint8Array): Result<DecodedMessage> {
     }
   }
   if (pos !== msg.length) return malformed(`${msg.length - pos} octets of trailing data`);
-  const { counts: _c, ...header } = h;
-  const m: DecodedMessage = { ...header, question, answer: sections[0]!, authority: sections[1]!, additional: sections[2]! };
+  // An explicit literal (no rest/spread copies of the header): this runs for every answer received.
+  const m: DecodedMessage = {
+    id: h.id,
+    qr: h.qr,
+    opcode: h.opcode,
+    aa: h.aa,
+    tc: h.tc,
+    rd: h.rd,
+    ra: h.ra,
+    ad: h.ad,
+    cd: h.cd,
+    rcode: h.rcode,
+    question,
+    answer: sections[0]!,
+    authority: sections[1]!,
+    additional: sections[2]!,
+  };
   if (tsig) m.tsig = tsig;
   return ok(m);
 }
