@@ -458,6 +458,7 @@ export abstract class NameChangeTransaction {
     let name = key ? keyName : '';
     const hooks = this.ctx.hooks;
     if (hooks?.calloutsPresent('select_key')) {
+      await selectKeyTurn();
       this.handle ??= await hooks.createCalloutHandle();
       const handle = this.handle;
       const current: Record<string, unknown> = { 'ip-address': server['ip-address'], port: server.port };
@@ -609,6 +610,32 @@ interface KeyArgument {
   algorithm: string;
   secret: string;
   'digest-bits'?: number;
+}
+
+/**
+ * select_key calls are started together, once per turn of the event loop: the
+ * transactions that reach server selection while one batch of datagrams (NCRs,
+ * DNS answers) is read wait for the check phase, then all go on in the same
+ * microtask checkpoint, so their callouts reach the library's worker in one
+ * message instead of one message (and one thread wake-up) each. Order among
+ * them is kept (FIFO); each transaction still makes exactly its own calls.
+ */
+let selectKeyWaiters: (() => void)[] = [];
+let selectKeyScheduled = false;
+function releaseSelectKeyWaiters(): void {
+  const waiters = selectKeyWaiters;
+  selectKeyWaiters = [];
+  selectKeyScheduled = false;
+  for (const w of waiters) w();
+}
+function selectKeyTurn(): Promise<void> {
+  return new Promise((resolve) => {
+    selectKeyWaiters.push(resolve);
+    if (!selectKeyScheduled) {
+      selectKeyScheduled = true;
+      setImmediate(releaseSelectKeyWaiters);
+    }
+  });
 }
 
 /** A domain's zone name, parsed once per configured domain (configurations are immutable once applied). */
