@@ -10,7 +10,7 @@
  * the key), d2box with no library, Kea's kea-dhcp-ddns — configured alike
  * (one forward and one reverse domain, one HMAC-SHA256 TSIG key, 127.0.0.1 at
  * high ports, temp dirs), each run:
- *   start the daemon; warm up (W adds, unmeasured); N add NCRs, then the N
+ *   start the daemon; warm up (W adds, then their W removes, unmeasured); N add NCRs, then the N
  *   removes, with the same window of NCRs in flight (bench/ncr-load.ts);
  *   completion seen only from outside (bench/update-responder.ts: the answer to
  *   each NCR's reverse UPDATE); CPU seconds (utime+stime of /proc/PID/stat over
@@ -321,8 +321,11 @@ async function oneRun(target: TargetKind, daemon: DaemonKind, run: number, obs: 
     const load = (first: number, count: number, changeType: 0 | 1, deadlineMs: number): Promise<LoadResult> =>
       runLoad({ port: d.ncrPort, first, count, changeType, forwardZone: FORWARD_ZONE, window: WINDOW, lostAfterMs: LOST_AFTER_MS, deadlineMs }, obs);
     if (WARMUP > 0) {
-      const w = await load(takeIndexes(WARMUP), WARMUP, 0, 30_000);
+      // Both kinds of transaction, so that neither phase below starts on cold code.
+      const first = takeIndexes(WARMUP);
+      const w = await load(first, WARMUP, 0, 30_000);
       if (w.completed === 0) throw new Error(`warm-up: none of ${WARMUP} NCRs completed`);
+      await load(first, WARMUP, 1, 30_000);
     }
     await sleep(100);
     await obs.counts(true);
