@@ -11,7 +11,7 @@ import {
 } from '../src/ncr/name-change-request.js';
 import { decodeNcr, encodeNcr, frameJson } from '../src/ncr/wire.js';
 import { parseDnsName } from '../src/ncr/dns-name.js';
-import { parseIpAddress } from '../src/ncr/ip-address.js';
+import { parseIpAddress } from '../src/dns/ip-address.js';
 import { parseKeaJson, KeaReal } from '../src/ncr/kea-json.js';
 
 function must(r: ReturnType<typeof createNcr>): NameChangeRequest {

@@ -2,7 +2,7 @@
  * Pieces shared by the DhcpDdns schemas: Kea's `user-context` / `comment` pair,
  * address checks, and the messages Kea gives for them.
  */
-import { isIPv4 } from 'node:net';
+import { parseIPv4 } from '../dns/ip-address.js';
 import { z } from 'zod';
 import { ipv6Bytes } from './domains.js';
 
@@ -35,7 +35,7 @@ export function foldComment<T extends { 'user-context'?: UserContext | undefined
 
 /** True for an IPv4 or IPv6 (optionally `%zone`) address, as Kea's IOAddress. */
 export function isIpAddress(s: string): boolean {
-  return isIPv4(s) || ipv6Bytes(s) !== undefined;
+  return parseIPv4(s) !== undefined || ipv6Bytes(s) !== undefined;
 }
 
 /** 0.0.0.0 or any spelling of "::". */

@@ -14,46 +14,20 @@
  * "example.com" and "example.com." as the same zone (and the configuration
  * refuses to have both).
  */
-import { isIPv4, isIPv6 } from 'node:net';
+import { parseIPv4, parseIPv6, withoutZone } from '../dns/ip-address.js';
 
 export const IPV4_REV_ZONE_SUFFIX = 'in-addr.arpa.';
 export const IPV6_REV_ZONE_SUFFIX = 'ip6.arpa.';
 export const WILDCARD_DOMAIN_NAME = '*';
 
-/** Parses an IPv4 dotted quad into 4 bytes, or undefined. */
-function v4Bytes(address: string): number[] | undefined {
-  if (!isIPv4(address)) return undefined;
-  return address.split('.').map((p) => Number(p));
-}
-
 /** Parses an IPv6 address (with optional `%zone` and embedded IPv4) into 16 bytes. */
-export function ipv6Bytes(address: string): number[] | undefined {
-  let addr = address.replace(/%.*$/, '');
-  if (!isIPv6(addr)) return undefined;
-  const lastColon = addr.lastIndexOf(':');
-  if (addr.indexOf('.', lastColon) >= 0) {
-    // Embedded IPv4 (::ffff:192.0.2.1): rewrite its 4 bytes as two hex groups.
-    const b = v4Bytes(addr.slice(lastColon + 1));
-    if (!b) return undefined;
-    addr = addr.slice(0, lastColon + 1) + ((b[0]! << 8) | b[1]!).toString(16) + ':' + ((b[2]! << 8) | b[3]!).toString(16);
-  }
-  const halves = addr.split('::');
-  if (halves.length > 2) return undefined;
-  const l = halves[0] ? halves[0].split(':') : [];
-  const r = halves.length === 2 && halves[1] ? halves[1].split(':') : [];
-  const groups = halves.length === 2 ? [...l, ...Array<string>(8 - l.length - r.length).fill('0'), ...r] : l;
-  if (groups.length !== 8) return undefined;
-  const bytes: number[] = [];
-  for (const g of groups) {
-    const v = parseInt(g, 16);
-    bytes.push(v >> 8, v & 0xff);
-  }
-  return bytes;
+export function ipv6Bytes(address: string): Uint8Array | undefined {
+  return parseIPv6(withoutZone(address));
 }
 
 /** `192.0.2.1` → `1.2.0.192.in-addr.arpa.` */
 export function reverseV4Address(address: string): string {
-  const b = v4Bytes(address);
+  const b = parseIPv4(address);
   if (!b) throw new Error(`address is not an IPv4 address: ${address}`);
   return `${b[3]}.${b[2]}.${b[1]}.${b[0]}.${IPV4_REV_ZONE_SUFFIX}`;
 }
@@ -62,7 +36,7 @@ export function reverseV4Address(address: string): string {
 export function reverseV6Address(address: string): string {
   const b = ipv6Bytes(address);
   if (!b) throw new Error(`address is not an IPv6 address: ${address}`);
-  const hex = b.map((x) => x.toString(16).padStart(2, '0')).join('');
+  const hex = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
   let out = '';
   for (let i = hex.length - 1; i >= 0; i--) out += hex[i] + '.';
   return out + IPV6_REV_ZONE_SUFFIX;
@@ -70,7 +44,7 @@ export function reverseV6Address(address: string): string {
 
 /** The reverse-lookup name of an IPv4 or IPv6 address; throws for anything else. */
 export function reverseIpAddress(address: string): string {
-  if (isIPv4(address)) return reverseV4Address(address);
+  if (parseIPv4(address)) return reverseV4Address(address);
   if (ipv6Bytes(address)) return reverseV6Address(address);
   throw new Error(`cannot reverse address: ${address}`);
 }

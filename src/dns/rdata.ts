@@ -4,10 +4,10 @@
  * including the empty RDATA of RFC 2136 meta-records ("delete RRset",
  * "RRset exists", "name in use").
  */
-import { isIPv4, isIPv6 } from 'node:net';
 import { RRType } from './codes.js';
 import { DnsError, malformed, ok, type Result } from './errors.js';
 import { decodeName, Name } from './name.js';
+import { formatIPv6, parseIPv4, parseIPv6, withoutZone } from './ip-address.js';
 
 export interface TsigRdata {
   algorithm: Name;
@@ -40,46 +40,15 @@ const rdataType: Record<Exclude<Rdata['kind'], 'raw'>, number> = {
 };
 
 function ipv4Bytes(address: string): Buffer {
-  if (!isIPv4(address)) throw new DnsError('invalid-argument', `not an IPv4 address: ${address}`);
-  return Buffer.from(address.split('.').map(Number));
+  const bytes = parseIPv4(address);
+  if (!bytes) throw new DnsError('invalid-argument', `not an IPv4 address: ${address}`);
+  return Buffer.from(bytes);
 }
 
 function ipv6Bytes(address: string): Buffer {
-  if (!isIPv6(address)) throw new DnsError('invalid-argument', `not an IPv6 address: ${address}`);
-  let a = address;
-  const zone = a.indexOf('%');
-  if (zone >= 0) a = a.slice(0, zone);
-  // Trailing dotted IPv4 (::ffff:1.2.3.4) becomes two hex groups.
-  const m = /^(.*:)(\d+\.\d+\.\d+\.\d+)$/.exec(a);
-  if (m) {
-    const b = ipv4Bytes(m[2]!);
-    a = `${m[1]}${((b[0]! << 8) | b[1]!).toString(16)}:${((b[2]! << 8) | b[3]!).toString(16)}`;
-  }
-  const [head, tail] = a.includes('::') ? a.split('::') : [a, undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...new Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  const out = Buffer.alloc(16);
-  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
-  return out;
-}
-
-function ipv6Text(b: Uint8Array): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((b[i]! << 8) | b[i + 1]!);
-  // RFC 5952: compress the longest run (≥2) of zero groups, first one on ties.
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) { bestStart = i; bestLen = j - i; }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+  const bytes = parseIPv6(withoutZone(address));
+  if (!bytes) throw new DnsError('invalid-argument', `not an IPv6 address: ${address}`);
+  return Buffer.from(bytes);
 }
 
 /** Wire type an Rdata kind belongs to (undefined for raw). */
@@ -149,7 +118,7 @@ export function decodeRdata(msg: Uint8Array, offset: number, length: number, typ
       return ok({ kind: 'A', address: Array.from(bytes).join('.') });
     case RRType.AAAA:
       if (length !== 16) return malformed(`AAAA RDATA of ${length} octets`);
-      return ok({ kind: 'AAAA', address: ipv6Text(bytes) });
+      return ok({ kind: 'AAAA', address: formatIPv6(bytes) });
     case RRType.PTR: {
       const n = decodeName(msg, offset);
       if (!n.ok) return n;

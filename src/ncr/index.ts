@@ -3,5 +3,5 @@ export { decodeNcr, encodeNcr, frameJson, RECV_BUF_MAX, MAX_JSON_LENGTH } from '
 export { NcrListener, NcrListenerError, type NcrListenerOptions, type NcrListenerCounters } from './ncr-listener.js';
 export { NcrSender, type NcrSenderOptions } from './ncr-sender.js';
 export { parseDnsName, wireToText } from './dns-name.js';
-export { parseIpAddress, formatIPv6 } from './ip-address.js';
+export { parseIpAddress, formatIPv6 } from '../dns/ip-address.js';
 export { parseKeaJson, KeaReal, type KeaValue } from './kea-json.js';

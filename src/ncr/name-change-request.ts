@@ -22,7 +22,7 @@
  */
 import { KeaReal, keaTypeName, parseKeaJson, type KeaValue } from './kea-json.js';
 import { parseDnsName } from './dns-name.js';
-import { parseIpAddress } from './ip-address.js';
+import { parseIpAddress } from '../dns/ip-address.js';
 
 export const ChangeType = { ADD: 0, REMOVE: 1 } as const;
 export type ChangeType = (typeof ChangeType)[keyof typeof ChangeType];

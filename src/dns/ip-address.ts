@@ -161,6 +161,12 @@ export function formatIPv6(b: Uint8Array): string {
   return out;
 }
 
+/** `fe80::1%eth0` → `fe80::1`: where a zone may be written but does not matter (configuration, RDATA). */
+export function withoutZone(address: string): string {
+  const zone = address.indexOf('%');
+  return zone < 0 ? address : address.slice(0, zone);
+}
+
 export function parseIpAddress(s: string): IpParseResult {
   if (s.length === 0 || s.length > 45) return { ok: false };
   const v6 = parseIPv6(s);
