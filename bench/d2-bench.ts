@@ -21,7 +21,9 @@
  * `ratio=<d2box with select_key NCR/s ÷ Kea NCR/s>` against the fast responder.
  *
  * Options: --quick (N=100, 1 run), --n N, --runs R, --window W, --warmup W,
- * --targets fast,bind, --daemons d2box+select_key,d2box,kea. Environment:
+ * --targets fast,bind, --daemons d2box+select_key,d2box,kea, --severity S (both
+ * daemons' root logger at S; default: each as configured out of the box, INFO). Environment:
+ * D2BENCH_DUMP=FILE appends each completion (send time, latency) per phase;
  * D2BENCH_NODE_ARGS adds node options to the d2box daemon (e.g. --cpu-prof);
  * D2BENCH_D2BOX_CLI runs another build of d2box (a cli.js path); D2BENCH_KEEP
  * keeps the daemons' temp dirs (configuration, log).
@@ -58,6 +60,7 @@ const { values: args } = parseArgs({
     warmup: { type: 'string' },
     targets: { type: 'string' },
     daemons: { type: 'string' },
+    severity: { type: 'string' },
   },
   strict: true,
 });
@@ -65,9 +68,11 @@ const QUICK = args.quick === true;
 const N = Number(args.n ?? (QUICK ? 100 : 5000));
 const RUNS = Number(args.runs ?? (QUICK ? 1 : 3));
 const WINDOW = Number(args.window ?? 128);
-const WARMUP = Number(args.warmup ?? (QUICK ? 50 : 500));
+const WARMUP = Number(args.warmup ?? (QUICK ? 50 : 1000));
 const TARGETS = (args.targets?.split(',') ?? ALL_TARGETS) as TargetKind[];
 const DAEMONS = (args.daemons?.split(',') ?? ALL_DAEMONS) as DaemonKind[];
+/** Both daemons' `loggers` (root logger to stdout at this severity); by default none: each logs as it does out of the box (INFO). */
+const SEVERITY = args.severity;
 for (const [k, v] of Object.entries({ N, RUNS, WINDOW, WARMUP })) {
   if (!Number.isInteger(v) || v < (k === 'WARMUP' ? 0 : 1)) throw new Error(`bad ${k}: ${v}`);
 }
@@ -152,6 +157,7 @@ function d2Config(ncrPort: number, dnsPort: number, daemon: DaemonKind): unknown
     'forward-ddns': { 'ddns-domains': [{ name: FORWARD_ZONE, 'key-name': KEY.name, 'dns-servers': server }] },
     'reverse-ddns': { 'ddns-domains': [{ name: REVERSE_ZONE, 'key-name': KEY.name, 'dns-servers': server }] },
   };
+  if (SEVERITY) d2['loggers'] = [{ name: 'kea-dhcp-ddns', output_options: [{ output: 'stdout' }], severity: SEVERITY }];
   if (daemon === 'd2box+select_key') {
     d2['hooks-libraries'] = [{ library: SELECT_KEY_LIB, parameters: { 'by-server': { [`127.0.0.1:${dnsPort}`]: KEY.name } } }];
   }

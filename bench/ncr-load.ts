@@ -8,6 +8,7 @@
  * overflows its queue). Every loop is bounded in count and time.
  */
 import dgram from 'node:dgram';
+import { appendFileSync } from 'node:fs';
 import { createNcr, type NameChangeRequest } from '../src/ncr/name-change-request.js';
 import { encodeNcr } from '../src/ncr/wire.js';
 
@@ -79,6 +80,8 @@ export async function runLoad(opts: LoadOptions, source: CompletionSource): Prom
   const sentAt = new Float64Array(opts.count); // 0 = not sent
   const state = new Uint8Array(opts.count); // 0 waiting, 1 in flight, 2 done, 3 lost
   const latencies: number[] = [];
+  /** D2BENCH_DUMP=file: each completion as "ms since the phase began, latency ms" (for looking at tails). */
+  const dump: string[] | undefined = process.env['D2BENCH_DUMP'] ? [] : undefined;
   const lost: number[] = [];
   let next = 0;
   let inFlight = 0;
@@ -120,6 +123,7 @@ export async function runLoad(opts: LoadOptions, source: CompletionSource): Prom
       clearInterval(tick);
       source.onDone(undefined);
       for (let i = 0; i < opts.count; i++) if (state[i] !== 2 && state[i] !== 3) lost.push(opts.first + i);
+      if (dump) appendFileSync(process.env['D2BENCH_DUMP']!, `# phase ${opts.changeType} first ${opts.first}\n${dump.join('\n')}\n`);
       sock.close();
       resolve({ sent: next, completed, lost, latencies, startMs, endMs });
     };
@@ -131,6 +135,7 @@ export async function runLoad(opts: LoadOptions, source: CompletionSource): Prom
         inFlight--;
         completed++;
         latencies.push(t[k]! - sentAt[i]!);
+        if (dump) dump.push(`${(sentAt[i]! - startMs).toFixed(2)} ${(t[k]! - sentAt[i]!).toFixed(2)}`);
         if (t[k]! > endMs) endMs = t[k]!;
       }
       if (completed + lost.length >= opts.count) finish();
