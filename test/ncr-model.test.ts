@@ -10,7 +10,7 @@ import {
   type NcrJsonDialect,
 } from '../src/ncr/name-change-request.js';
 import { decodeNcr, encodeNcr, frameJson } from '../src/ncr/wire.js';
-import { parseDnsName } from '../src/ncr/dns-name.js';
+import { Name } from '../src/dns/name.js';
 import { parseIpAddress } from '../src/dns/ip-address.js';
 import { parseKeaJson, KeaReal } from '../src/ncr/kea-json.js';
 
@@ -134,8 +134,8 @@ describe('NameChangeRequest JSON', () => {
 describe('Kea text forms', () => {
   it('DNS names as isc::dns::Name', () => {
     const ok = (s: string): string | undefined => {
-      const r = parseDnsName(s);
-      return r.ok ? r.text : undefined;
+      const r = Name.parse(s);
+      return r.ok ? r.value.toText() : undefined;
     };
     expect(ok('.')).toBe('.');
     expect(ok('@')).toBe('.');

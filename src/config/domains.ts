@@ -15,6 +15,7 @@
  * refuses to have both).
  */
 import { parseIPv4, parseIPv6, withoutZone } from '../dns/ip-address.js';
+import { Name } from '../dns/name.js';
 
 export const IPV4_REV_ZONE_SUFFIX = 'in-addr.arpa.';
 export const IPV6_REV_ZONE_SUFFIX = 'ip6.arpa.';
@@ -105,34 +106,6 @@ export function matchDomain<D extends NamedDomain>(domains: readonly D[], fqdn: 
  * Returns what is wrong, or undefined when the name is valid.
  */
 export function dnsNameError(name: string): string | undefined {
-  if (name === '') return `empty name`;
-  if (name === '.') return undefined;
-  const labels: number[] = [];
-  let len = 0;
-  for (let i = 0; i < name.length; i++) {
-    const c = name[i];
-    if (c === '.') {
-      if (len === 0) return i === 0 ? `non terminating empty label in ${name}` : `duplicate period in ${name}`;
-      labels.push(len);
-      len = 0;
-      continue;
-    }
-    if (c === '\\') {
-      const ddd = /^[0-9]{3}/.exec(name.slice(i + 1));
-      if (ddd) {
-        if (Number(ddd[0]) > 255) return `escaped decimal is too large in ${name}`;
-        i += 3;
-      } else if (i + 1 >= name.length) {
-        return `incomplete escape in ${name}`;
-      } else {
-        i += 1;
-      }
-    }
-    len++;
-    if (len > 63) return `label is too long in ${name}`;
-  }
-  if (len > 0) labels.push(len);
-  const wire = labels.reduce((a, l) => a + l + 1, 1);
-  if (wire > 255) return `name is too long: ${name}`;
-  return undefined;
+  const parsed = Name.parse(name);
+  return parsed.ok ? undefined : parsed.error.message;
 }

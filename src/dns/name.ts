@@ -49,18 +49,24 @@ export class Name {
     return new Name(labels);
   }
 
-  /** Parses presentation form, or returns an error. A trailing dot is optional. */
+  /**
+   * Parses presentation form as Kea's isc::dns::Name does, or returns an error.
+   * A trailing dot is optional; `.` and a lone `@` are the root. `text` is
+   * latin1, one char per byte: any byte may appear raw or escaped (`\X`,
+   * `\DDD`), and a label may not start with `\[` (bitstring labels).
+   */
   static parse(text: string): Result<Name> {
-    if (text === '.' ) return ok(Name.ROOT);
+    if (text === '.' || text === '@') return ok(Name.ROOT);
     if (text.length === 0) return malformed('empty name');
     const labels: Uint8Array[] = [];
     let cur: number[] = [];
     let total = 1;
+    // Kea's texts (isc::dns::Name's exceptions), which configuration errors repeat.
     const endLabel = (): Result<null> => {
-      if (cur.length === 0) return malformed(`empty label in "${text}"`);
-      if (cur.length > MAX_LABEL_LENGTH) return malformed(`label longer than ${MAX_LABEL_LENGTH} octets in "${text}"`);
+      if (cur.length === 0) return malformed(labels.length === 0 ? `non terminating empty label in ${text}` : `duplicate period in ${text}`);
+      if (cur.length > MAX_LABEL_LENGTH) return malformed(`label is too long in ${text}`);
       total += 1 + cur.length;
-      if (total > MAX_WIRE_LENGTH) return malformed(`name longer than ${MAX_WIRE_LENGTH} octets: "${text}"`);
+      if (total > MAX_WIRE_LENGTH) return malformed(`name is too long: ${text}`);
       labels.push(Uint8Array.from(cur));
       cur = [];
       return ok(null);
@@ -72,22 +78,23 @@ export class Name {
         if (!r.ok) return r;
         if (i === text.length - 1) return ok(new Name(labels));
       } else if (c === 0x5c /* \ */) {
-        if (i + 1 >= text.length) return malformed(`dangling escape in "${text}"`);
+        if (i + 1 >= text.length) return malformed(`incomplete escape in ${text}`);
         const d1 = text.charCodeAt(i + 1);
+        if (d1 === 0x5b /* [ */ && cur.length === 0) return malformed(`bitstring labels are not supported: "${text}"`);
         if (d1 >= 0x30 && d1 <= 0x39) {
           const digits = text.slice(i + 1, i + 4);
           if (!/^[0-9]{3}$/.test(digits)) return malformed(`bad \\DDD escape in "${text}"`);
           const v = Number(digits);
-          if (v > 255) return malformed(`\\DDD escape above 255 in "${text}"`);
+          if (v > 255) return malformed(`escaped decimal is too large in ${text}`);
           cur.push(v);
           i += 3;
         } else {
-          if (d1 > 0x7e || d1 < 0x21) return malformed(`bad escaped character in "${text}"`);
+          if (d1 > 0xff) return malformed(`character outside latin1 in "${text}"`);
           cur.push(d1);
           i += 1;
         }
       } else {
-        if (c > 0x7e || c < 0x21) return malformed(`invalid character in name "${text}"`);
+        if (c > 0xff) return malformed(`character outside latin1 in name "${text}"`);
         cur.push(c);
       }
     }

@@ -21,7 +21,7 @@
  * Unknown keys are ignored, as Kea does.
  */
 import { KeaReal, keaTypeName, parseKeaJson, type KeaValue } from './kea-json.js';
-import { parseDnsName } from './dns-name.js';
+import { Name } from '../dns/name.js';
 import { parseIpAddress } from '../dns/ip-address.js';
 
 export const ChangeType = { ADD: 0, REMOVE: 1 } as const;
@@ -206,8 +206,8 @@ export function ncrFromKeaValue(root: KeaValue): NcrResult {
   const fq = m.get('fqdn');
   if (fq === undefined) return missing('fqdn');
   if (typeof fq !== 'string') return wrongType('fqdn', 'string', fq);
-  const name = parseDnsName(fq);
-  if (!name.ok) return fail('bad-value', 'fqdn', `fqdn: invalid value ${shown(fq)}: ${name.error}`);
+  const name = Name.parse(fq);
+  if (!name.ok) return fail('bad-value', 'fqdn', `fqdn: invalid value ${shown(fq)}: ${name.error.message}`);
 
   const ip = m.get('ip-address');
   if (ip === undefined) return missing('ip-address');
@@ -260,7 +260,7 @@ export function ncrFromKeaValue(root: KeaValue): NcrResult {
       changeType: ct as ChangeType,
       forwardChange: fwd,
       reverseChange: rev,
-      fqdn: name.text,
+      fqdn: name.value.toText(),
       ipAddress: addr.text,
       ipVersion: addr.family,
       dhcid,
