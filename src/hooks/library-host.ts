@@ -22,10 +22,10 @@ import type { IOService } from './io-service.js';
 import { IOServiceBridge } from './io-service.js';
 import type { HookLibraryConfig } from './library-config.js';
 import { LibraryStats, type LibraryState } from './library-stats.js';
+import { WorkerMessageSchema } from './protocol-schemas.js';
 import {
   ARG_REF_KEY,
   NextStep,
-  WorkerMessageSchema,
   serializeError,
   type CalloutRequest,
   type CalloutResult,

@@ -13,12 +13,14 @@
  *  - the IOService port: comlink calls on `IOServiceRemote`, so that callbacks a
  *    library hands to the server's IOService run back in the library's thread.
  *
- * The host validates what a worker sends (`WorkerMessage`, changed arguments
- * against each hook point's schema); the worker trusts the host.
+ * The host validates what a worker sends (`WorkerMessage`, against the zod
+ * schemas in protocol-schemas.ts, which are typed against the declarations
+ * here; changed arguments against each hook point's schema); the worker trusts
+ * the host. This file loads nothing heavy: every worker and every hook library
+ * imports it, and zod alone costs a new worker about 50 ms to load.
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { Endpoint } from 'comlink';
-import { z } from 'zod';
 
 /** The hooks framework version a library's `version()` must return (Kea 2.2's). */
 export const HOOKS_VERSION = 20200;
@@ -31,7 +33,6 @@ export const NextStep = {
   PARK: 3,
 } as const;
 export type NextStepStatus = (typeof NextStep)[keyof typeof NextStep];
-export const NextStepSchema = z.union([z.literal(0), z.literal(1), z.literal(2), z.literal(3)]);
 
 /** Ways a library can fail; the same names appear in statistics and logs. */
 export const FAILURE_KINDS = [
@@ -48,17 +49,15 @@ export const FAILURE_KINDS = [
   'io-callback', // a callback given to the IOService threw or timed out
   'protocol', // the worker sent something the protocol does not allow
 ] as const;
-export const FailureKindSchema = z.enum(FAILURE_KINDS);
-export type FailureKind = z.infer<typeof FailureKindSchema>;
+export type FailureKind = (typeof FAILURE_KINDS)[number];
 
 /** An error as it crosses the boundary: message and kind survive, unlike a cloned Error. */
-export const SerializedErrorSchema = z.object({
-  kind: FailureKindSchema,
-  name: z.string(),
-  message: z.string(),
-  stack: z.string().optional(),
-});
-export type SerializedError = z.infer<typeof SerializedErrorSchema>;
+export interface SerializedError {
+  kind: FailureKind;
+  name: string;
+  message: string;
+  stack?: string;
+}
 
 export function serializeError(kind: FailureKind, err: unknown): SerializedError {
   if (err instanceof Error) {
@@ -78,23 +77,23 @@ function safeString(value: unknown): string {
 // ---------------------------------------------------------------------------
 // Worker start-up data (piscina clones it once per worker, replacements too).
 
-export const WorkerBootDataSchema = z.object({
+/** Built by the host from the validated configuration; the worker trusts it. */
+export interface WorkerBootData {
   /** file: URL of the library module. */
-  libraryUrl: z.string(),
+  libraryUrl: string;
   /** The library as configured (its path), the name Kea logs and hook authors see. */
-  libraryName: z.string(),
+  libraryName: string;
   /** 1-based position in hooks-libraries, Kea's library index. */
-  libraryIndex: z.number().int().positive(),
-  parameters: z.record(z.string(), z.unknown()),
+  libraryIndex: number;
+  parameters: Record<string, unknown>;
   /** Names a library may register callouts on; exports with these names auto-register. */
-  hookPoints: z.array(z.string()),
-  onFailure: z.enum(['drop', 'continue']),
+  hookPoints: string[];
+  onFailure: 'drop' | 'continue';
   /** Lines per second a library may log before lines are dropped and counted. */
-  logLinesPerSecond: z.number().positive(),
+  logLinesPerSecond: number;
   /** Deadline for the library's own calls to the server's IOService. */
-  ioCallTimeoutMs: z.number().positive(),
-});
-export type WorkerBootData = z.infer<typeof WorkerBootDataSchema>;
+  ioCallTimeoutMs: number;
+}
 
 // ---------------------------------------------------------------------------
 // piscina tasks
@@ -156,54 +155,38 @@ export type HostMessage =
 // ---------------------------------------------------------------------------
 // Callout port: worker → host (validated by the host)
 
-const RegistrationsSchema = z.record(z.string(), z.number().int().nonnegative());
-export type Registrations = z.infer<typeof RegistrationsSchema>;
+/** Callouts per hook point, as the library has registered them. */
+export type Registrations = Record<string, number>;
 
-export const CalloutResultSchema = z.object({
-  id: z.number().int(),
-  status: z.number().int(),
+export interface CalloutResult {
+  id: number;
+  status: number;
   /** Arguments the library set during the round trip (only those). */
-  set: z.record(z.string(), z.unknown()).optional(),
+  set?: Record<string, unknown>;
   /** Arguments the library deleted. */
-  deleted: z.array(z.string()).optional(),
+  deleted?: string[];
   /** The library's context after the round trip, only when it changed. */
-  context: z.record(z.string(), z.unknown()).optional(),
+  context?: Record<string, unknown>;
   /** Callouts that returned non-zero (Kea logs them; the chain goes on). */
-  nonZero: z.number().int().nonnegative(),
+  nonZero: number;
   /** Callouts run in this round trip. */
-  callouts: z.number().int().nonnegative(),
-  failure: SerializedErrorSchema.optional(),
+  callouts: number;
+  failure?: SerializedError;
   /** Present when a callout (de)registered callouts: the library's new table. */
-  registrations: RegistrationsSchema.optional(),
-  durationUs: z.number().nonnegative(),
-});
-export type CalloutResult = z.infer<typeof CalloutResultSchema>;
+  registrations?: Registrations;
+  durationUs: number;
+}
 
-export const LogLevelSchema = z.enum(['debug', 'info', 'warn', 'error']);
-export type LogLevel = z.infer<typeof LogLevelSchema>;
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
-export const WorkerMessageSchema = z.discriminatedUnion('t', [
-  z.object({
-    t: z.literal('loaded'),
-    multiThreadingCompatible: z.boolean(),
-    registrations: RegistrationsSchema,
-  }),
-  z.object({ t: z.literal('load-failed'), error: SerializedErrorSchema }),
-  z.object({ t: z.literal('results'), batch: z.array(CalloutResultSchema) }),
-  z.object({
-    t: z.literal('log'),
-    lines: z.array(z.object({ level: LogLevelSchema, text: z.string() })),
-    /** Lines dropped by the rate limit since the last log message. */
-    suppressed: z.number().int().nonnegative(),
-  }),
-  z.object({ t: z.literal('registrations'), registrations: RegistrationsSchema }),
-  z.object({
-    t: z.literal('unloaded'),
-    unloadReturn: z.number().nullable(),
-    error: SerializedErrorSchema.optional(),
-  }),
-]);
-export type WorkerMessage = z.infer<typeof WorkerMessageSchema>;
+export type WorkerMessage =
+  | { t: 'loaded'; multiThreadingCompatible: boolean; registrations: Registrations }
+  | { t: 'load-failed'; error: SerializedError }
+  | { t: 'results'; batch: CalloutResult[] }
+  /** `suppressed`: lines dropped by the rate limit since the last log message. */
+  | { t: 'log'; lines: { level: LogLevel; text: string }[]; suppressed: number }
+  | { t: 'registrations'; registrations: Registrations }
+  | { t: 'unloaded'; unloadReturn: number | null; error?: SerializedError };
 
 // ---------------------------------------------------------------------------
 // IOService port (comlink). The main loop's IOService as a library sees it:

@@ -1,0 +1,43 @@
+/**
+ * The zod schemas the host checks a worker's messages against: the
+ * declarations of protocol.ts, as validators. Kept apart so that neither the
+ * worker runtime nor a hook library loads zod; each schema is tied to its
+ * declared type, so the two cannot drift apart.
+ */
+import { z } from 'zod';
+import { FAILURE_KINDS, type CalloutResult, type Registrations, type SerializedError, type WorkerMessage } from './protocol.js';
+
+const RegistrationsSchema = z.record(z.string(), z.number().int().nonnegative()) satisfies z.ZodType<Registrations>;
+
+export const SerializedErrorSchema = z.object({
+  kind: z.enum(FAILURE_KINDS),
+  name: z.string(),
+  message: z.string(),
+  stack: z.string().optional(),
+}) satisfies z.ZodType<SerializedError>;
+
+export const CalloutResultSchema = z.object({
+  id: z.number().int(),
+  status: z.number().int(),
+  set: z.record(z.string(), z.unknown()).optional(),
+  deleted: z.array(z.string()).optional(),
+  context: z.record(z.string(), z.unknown()).optional(),
+  nonZero: z.number().int().nonnegative(),
+  callouts: z.number().int().nonnegative(),
+  failure: SerializedErrorSchema.optional(),
+  registrations: RegistrationsSchema.optional(),
+  durationUs: z.number().nonnegative(),
+}) satisfies z.ZodType<CalloutResult>;
+
+export const WorkerMessageSchema = z.discriminatedUnion('t', [
+  z.object({ t: z.literal('loaded'), multiThreadingCompatible: z.boolean(), registrations: RegistrationsSchema }),
+  z.object({ t: z.literal('load-failed'), error: SerializedErrorSchema }),
+  z.object({ t: z.literal('results'), batch: z.array(CalloutResultSchema) }),
+  z.object({
+    t: z.literal('log'),
+    lines: z.array(z.object({ level: z.enum(['debug', 'info', 'warn', 'error']), text: z.string() })),
+    suppressed: z.number().int().nonnegative(),
+  }),
+  z.object({ t: z.literal('registrations'), registrations: RegistrationsSchema }),
+  z.object({ t: z.literal('unloaded'), unloadReturn: z.number().nullable(), error: SerializedErrorSchema.optional() }),
+]) satisfies z.ZodType<WorkerMessage>;
