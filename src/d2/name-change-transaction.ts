@@ -187,16 +187,21 @@ function keyStats(statName: string): KeyStatNames {
  * library that returns the same key for every update gets the TsigKey built
  * (and its secret checked) once, not per update. A TsigKey is immutable.
  */
-const selectedKeys = new Map<string, TsigKey>();
+const selectedKeys = new Map<string, { name: string; algorithm: string; digestBits: number; key: TsigKey }[]>();
 function selectedKey(arg: KeyArgument): TsigKey {
   const digestBits = arg['digest-bits'] ?? 0;
-  const id = `${arg.name}\0${arg.algorithm}\0${arg.secret}\0${digestBits}`;
-  let key = selectedKeys.get(id);
-  if (!key) {
-    key = TsigKey.create({ name: arg.name, algorithm: arg.algorithm, secret: arg.secret, digestBits });
-    if (selectedKeys.size >= MAX_CACHED) selectedKeys.clear();
-    selectedKeys.set(id, key);
+  // By secret, then name, algorithm and digest-bits: no string built per lookup.
+  let same = selectedKeys.get(arg.secret);
+  if (same) {
+    for (const k of same) if (k.name === arg.name && k.algorithm === arg.algorithm && k.digestBits === digestBits) return k.key;
   }
+  const key = TsigKey.create({ name: arg.name, algorithm: arg.algorithm, secret: arg.secret, digestBits });
+  if (!same || same.length >= 8) {
+    if (selectedKeys.size >= MAX_CACHED) selectedKeys.clear();
+    same = [];
+    selectedKeys.set(arg.secret, same);
+  }
+  same.push({ name: arg.name, algorithm: arg.algorithm, digestBits, key });
   return key;
 }
 
@@ -262,7 +267,9 @@ export abstract class NameChangeTransaction {
       for (let i = 0; i < MAX_TRANSITIONS; i++) {
         if (this.currState === PROCESS_TRANS_OK_ST) return this.finish('completed');
         if (this.currState === PROCESS_TRANS_FAILED_ST) return this.finish('failed');
-        await this.runState();
+        // Only states that do I/O (server selection, sending) return a promise: no async frame for the others.
+        const io = this.runState();
+        if (io !== undefined) await io;
       }
       this.failure = { reason: 'model-error', detail: `more than ${MAX_TRANSITIONS} state transitions` };
       this.currState = PROCESS_TRANS_FAILED_ST;
@@ -307,33 +314,34 @@ export abstract class NameChangeTransaction {
     this.nextEvent = event;
   }
 
-  private async runState(): Promise<void> {
+  private runState(): Promise<void> | undefined {
     const state = this.currState;
     if (state === READY_ST) {
       if (this.nextEvent !== START_EVT) throw new Error(`wrong event ${this.nextEvent} in ${state}`);
       this.transition(this.forwardDomain ? SELECTING_FWD_SERVER_ST : SELECTING_REV_SERVER_ST, SELECT_SERVER_EVT);
-      return;
+      return undefined;
     }
-    if (state === SELECTING_FWD_SERVER_ST || state === SELECTING_REV_SERVER_ST) {
-      const direction: Direction = state === SELECTING_FWD_SERVER_ST ? 'forward' : 'reverse';
-      if (this.nextEvent === SELECT_SERVER_EVT) this.initServerSelection(direction === 'forward' ? this.forwardDomain! : this.reverseDomain!);
-      else if (this.nextEvent !== SERVER_IO_ERROR_EVT) throw new Error(`wrong event ${this.nextEvent} in ${state}`);
-      if (await this.selectNextServer()) {
-        this.transition(this.firstStep(direction), SERVER_SELECTED_EVT);
-      } else {
-        const tried = this.lastIoProblem ? `; last error: ${this.lastIoProblem}` : '';
-        const skipped = this.skipped.length ? `; skipped by select_key: ${this.skipped.join(', ')}` : '';
-        this.failure = { reason: 'no-more-servers', detail: `no ${direction} DNS server of ${this.currentDomain?.name} left${tried}${skipped}` };
-        this.transition(PROCESS_TRANS_FAILED_ST, NO_MORE_SERVERS_EVT);
-      }
-      return;
-    }
+    if (state === SELECTING_FWD_SERVER_ST || state === SELECTING_REV_SERVER_ST) return this.runSelecting(state);
     const step = this.steps![state];
     if (!step) throw new Error(`no handler for state ${state}`);
-    await this.runStep(step);
+    return this.runStep(step);
   }
 
-  private async runStep(step: StepSpec): Promise<void> {
+  private async runSelecting(state: string): Promise<void> {
+    const direction: Direction = state === SELECTING_FWD_SERVER_ST ? 'forward' : 'reverse';
+    if (this.nextEvent === SELECT_SERVER_EVT) this.initServerSelection(direction === 'forward' ? this.forwardDomain! : this.reverseDomain!);
+    else if (this.nextEvent !== SERVER_IO_ERROR_EVT) throw new Error(`wrong event ${this.nextEvent} in ${state}`);
+    if (await this.selectNextServer()) {
+      this.transition(this.firstStep(direction), SERVER_SELECTED_EVT);
+    } else {
+      const tried = this.lastIoProblem ? `; last error: ${this.lastIoProblem}` : '';
+      const skipped = this.skipped.length ? `; skipped by select_key: ${this.skipped.join(', ')}` : '';
+      this.failure = { reason: 'no-more-servers', detail: `no ${direction} DNS server of ${this.currentDomain?.name} left${tried}${skipped}` };
+      this.transition(PROCESS_TRANS_FAILED_ST, NO_MORE_SERVERS_EVT);
+    }
+  }
+
+  private runStep(step: StepSpec): Promise<void> | undefined {
     if (this.onEntry) {
       this.onEntry = false;
       this.updateAttempts = 0;
@@ -345,10 +353,9 @@ export abstract class NameChangeTransaction {
       } catch (e) {
         this.failure = { reason: 'build-failure', detail: `${step.label}: cannot build the request: ${(e as Error).message}` };
         this.transition(PROCESS_TRANS_FAILED_ST, UPDATE_FAILED_EVT);
-        return;
+        return undefined;
       }
-      await this.sendUpdate(step, request);
-      return;
+      return this.sendUpdate(step, request);
     }
     const outcome = this.outcome!;
     const server = this.serverText();

@@ -58,6 +58,8 @@ export class Name {
   static parse(text: string): Result<Name> {
     if (text === '.' || text === '@') return ok(Name.ROOT);
     if (text.length === 0) return malformed('empty name');
+    const plain = parsePlain(text);
+    if (plain) return ok(plain);
     const labels: Uint8Array[] = [];
     let cur: number[] = [];
     let total = 1;
@@ -176,6 +178,48 @@ export class Name {
     buf[o++] = 0;
     return o;
   }
+}
+
+/**
+ * The common case of {@link Name.parse} without a byte array per character and
+ * a copy per label: a name with no escape, every label 1..63 latin1 characters,
+ * at most 255 octets on the wire. Its labels are views of one buffer. Anything
+ * else (escapes, an empty or long label, a long name, a character above 0xff)
+ * returns undefined and goes to the full parser, which gives Kea's texts.
+ */
+function parsePlain(text: string): Name | undefined {
+  const n = text.length;
+  if (n > MAX_WIRE_LENGTH) return undefined;
+  let labelStart = 0;
+  let count = 0;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x2e) {
+      const len = i - labelStart;
+      if (len === 0 || len > MAX_LABEL_LENGTH) return undefined;
+      labelStart = i + 1;
+      count++;
+    } else if (c === 0x5c || c > 0xff) {
+      return undefined;
+    }
+  }
+  const last = n - labelStart; // 0 when the name ends with a dot
+  if (last > MAX_LABEL_LENGTH) return undefined;
+  if (last > 0) count++;
+  // Wire length: each label's length octet and bytes, plus the root octet.
+  const wire = last > 0 ? n + 2 : n + 1;
+  if (wire > MAX_WIRE_LENGTH) return undefined;
+  const bytes = Buffer.from(text, 'latin1');
+  const labels: Uint8Array[] = new Array(count);
+  let start = 0;
+  let k = 0;
+  for (let i = 0; i <= n; i++) {
+    if (i === n || bytes[i] === 0x2e) {
+      if (i > start) labels[k++] = bytes.subarray(start, i);
+      start = i + 1;
+    }
+  }
+  return Name.fromCheckedLabels(labels);
 }
 
 /**
