@@ -588,8 +588,10 @@ export class LibraryHost {
     this.outbox.push(pending.request);
     if (!this.outboxQueued) {
       this.outboxQueued = true;
-      // Callouts started in the same turn travel in one message.
-      queueMicrotask(() => this.flushOutbox());
+      // Callouts started in the same turn of the loop travel in one message, even when
+      // they come from separate I/O callbacks (each NCR's datagram, each DNS answer):
+      // setImmediate runs right after the poll phase that produced them.
+      setImmediate(() => this.flushOutbox());
     }
     if (!this.watchdog) this.armWatchdog();
   }
