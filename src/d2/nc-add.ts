@@ -11,6 +11,7 @@
  * A timeout, I/O error or bad answer retries the server, then the next one.
  */
 import { Rcode } from '../dns/codes.js';
+import type { D2UpdateMessage } from '../dns/update-message.js';
 import {
   ADDING_FWD_ADDRS_ST,
   FQDN_IN_USE_EVT,
@@ -51,12 +52,7 @@ export class NameAddTransaction extends NameChangeTransaction {
         direction: 'forward',
         label: 'Forward Replace',
         ioFailState: SELECTING_FWD_SERVER_ST,
-        build: () =>
-          this.prepNewRequest('forward')
-            .requireNameInUse(this.fqdn)
-            .requireRRsetExistsWithValue(this.fqdn, this.dhcidRdata)
-            .deleteRRset(this.fqdn, this.addressType)
-            .addRR(this.fqdn, this.leaseTtl, this.leaseAddressRdata),
+        build: () => this.replaceForwardRequest(),
         onRcode: (rcode) => {
           if (rcode === Rcode.NOERROR) return this.forwardDone();
           if (rcode === Rcode.NXDOMAIN) return { state: ADDING_FWD_ADDRS_ST, event: SERVER_SELECTED_EVT };
@@ -65,5 +61,14 @@ export class NameAddTransaction extends NameChangeTransaction {
       },
       [REPLACING_REV_PTRS_ST]: this.replaceRevPtrsStep(true),
     };
+  }
+
+  /** REPLACING_FWD_ADDRS_ST: the name is this client's when its DHCID is ours (RFC 4703). */
+  protected replaceForwardRequest(): D2UpdateMessage {
+    return this.prepNewRequest('forward')
+      .requireNameInUse(this.fqdn)
+      .requireRRsetExistsWithValue(this.fqdn, this.dhcidRdata)
+      .deleteRRset(this.fqdn, this.addressType)
+      .addRR(this.fqdn, this.leaseTtl, this.leaseAddressRdata);
   }
 }

@@ -12,6 +12,7 @@
  * the remove still completes.
  */
 import { RRType } from '../dns/codes.js';
+import type { D2UpdateMessage } from '../dns/update-message.js';
 import {
   isNoErrorOrNxrrset,
   NameChangeTransaction,
@@ -38,10 +39,7 @@ export class NameRemoveTransaction extends NameChangeTransaction {
         direction: 'forward',
         label: 'Forward A/AAAA Remove',
         ioFailState: SELECTING_FWD_SERVER_ST,
-        build: () =>
-          this.prepNewRequest('forward')
-            .requireRRsetExistsWithValue(this.fqdn, this.dhcidRdata)
-            .deleteRR(this.fqdn, this.leaseAddressRdata),
+        build: () => this.removeForwardAddrsRequest(),
         onRcode: (rcode) =>
           isNoErrorOrNxrrset(rcode) ? { state: REMOVING_FWD_RRS_ST, event: UPDATE_OK_EVT } : this.rejected('Forward A/AAAA Remove', rcode),
       },
@@ -49,16 +47,31 @@ export class NameRemoveTransaction extends NameChangeTransaction {
         direction: 'forward',
         label: 'Forward RR Remove',
         ioFailState: PROCESS_TRANS_FAILED_ST,
-        build: () =>
-          this.prepNewRequest('forward')
-            .requireRRsetExistsWithValue(this.fqdn, this.dhcidRdata)
-            .requireRRsetNotExists(this.fqdn, RRType.A)
-            .requireRRsetNotExists(this.fqdn, RRType.AAAA)
-            .deleteAllRRsets(this.fqdn),
-        onRcode: (rcode) => (isNoErrorOrNxrrset(rcode) ? this.forwardDone() : this.rejected('Forward RR Remove', rcode)),
+        build: () => this.removeForwardRrsRequest(),
+        onRcode: (rcode) => (this.forwardRrsRemoved(rcode) ? this.forwardDone() : this.rejected('Forward RR Remove', rcode)),
       },
       [REMOVING_REV_PTRS_ST]: this.removeRevPtrsStep('check'),
     };
+  }
+
+  /** REMOVING_FWD_ADDRS_ST: only while the DHCID is ours. */
+  protected removeForwardAddrsRequest(): D2UpdateMessage {
+    return this.prepNewRequest('forward')
+      .requireRRsetExistsWithValue(this.fqdn, this.dhcidRdata)
+      .deleteRR(this.fqdn, this.leaseAddressRdata);
+  }
+
+  /** REMOVING_FWD_RRS_ST: the rest of the name, once no address is left and the DHCID is still ours. */
+  protected removeForwardRrsRequest(): D2UpdateMessage {
+    return this.prepNewRequest('forward')
+      .requireRRsetExistsWithValue(this.fqdn, this.dhcidRdata)
+      .requireRRsetNotExists(this.fqdn, RRType.A)
+      .requireRRsetNotExists(this.fqdn, RRType.AAAA)
+      .deleteAllRRsets(this.fqdn);
+  }
+
+  protected forwardRrsRemoved(rcode: number): boolean {
+    return isNoErrorOrNxrrset(rcode);
   }
 }
 

@@ -31,15 +31,22 @@ export class SimpleAddTransaction extends NameChangeTransaction {
         direction: 'forward',
         label: 'Forward Replace',
         ioFailState: SELECTING_FWD_SERVER_ST,
-        build: () =>
-          this.prepNewRequest('forward')
-            .deleteRRset(this.fqdn, this.addressType)
+        build: () => {
+          const request = this.prepNewRequest('forward').deleteRRset(this.fqdn, this.addressType);
+          if (!this.withDhcid) return request.addRR(this.fqdn, this.leaseTtl, this.leaseAddressRdata);
+          return request
             .deleteRRset(this.fqdn, RRType.DHCID)
             .addRR(this.fqdn, this.leaseTtl, this.leaseAddressRdata)
-            .addRR(this.fqdn, this.leaseTtl, this.dhcidRdata),
+            .addRR(this.fqdn, this.leaseTtl, this.dhcidRdata);
+        },
         onRcode: (rcode) => (rcode === Rcode.NOERROR ? this.forwardDone() : this.rejected('Forward Replace', rcode)),
       },
-      [REPLACING_REV_PTRS_ST]: this.replaceRevPtrsStep(true),
+      [REPLACING_REV_PTRS_ST]: this.replaceRevPtrsStep(this.withDhcid),
     };
+  }
+
+  /** Whether DHCID records are written alongside (a getter: the steps are defined during construction). */
+  protected get withDhcid(): boolean {
+    return true;
   }
 }

@@ -31,10 +31,18 @@ export class SimpleRemoveTransaction extends NameChangeTransaction {
         direction: 'forward',
         label: 'Forward RR Remove',
         ioFailState: SELECTING_FWD_SERVER_ST,
-        build: () => this.prepNewRequest('forward').deleteRRset(this.fqdn, this.addressType).deleteRRset(this.fqdn, RRType.DHCID),
+        build: () => {
+          const request = this.prepNewRequest('forward').deleteRRset(this.fqdn, this.addressType);
+          return this.withDhcid ? request.deleteRRset(this.fqdn, RRType.DHCID) : request;
+        },
         onRcode: (rcode) => (isNoErrorOrNxrrset(rcode) ? this.forwardDone() : this.rejected('Forward RR Remove', rcode)),
       },
-      [REMOVING_REV_PTRS_ST]: this.removeRevPtrsStep('simple'),
+      [REMOVING_REV_PTRS_ST]: this.removeRevPtrsStep(this.withDhcid ? 'simple' : 'without-dhcid'),
     };
+  }
+
+  /** Whether DHCID records go too (a getter: the steps are defined during construction). */
+  protected get withDhcid(): boolean {
+    return true;
   }
 }
