@@ -9,12 +9,13 @@
  * `digRecords` / `readZone` read what BIND serves, through `dig`, never through
  * d2box's own code.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { stopChild } from './child-process.js';
 
 export interface Bind9Key {
   name: string;
@@ -125,14 +126,6 @@ function zoneFile(z: Bind9Zone): string {
   ].join('\n');
 }
 
-async function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return true;
-  return new Promise((resolve) => {
-    const t = setTimeout(() => { child.off('exit', onExit); resolve(false); }, ms);
-    const onExit = () => { clearTimeout(t); resolve(true); };
-    child.once('exit', onExit);
-  });
-}
 
 async function startOnce(opts: Bind9Options): Promise<Bind9Server> {
   const dir = mkdtempSync(join(tmpdir(), 'd2box-bind9-'));
@@ -159,13 +152,7 @@ async function startOnce(opts: Bind9Options): Promise<Bind9Server> {
     throw new Error('named did not start');
   }
   const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
-      if (!(await waitForExit(child, 5_000))) {
-        try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-        await waitForExit(child, 2_000);
-      }
-    }
+    await stopChild(child, pid);
     rmSync(dir, { recursive: true, force: true });
   };
 

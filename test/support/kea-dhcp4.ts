@@ -19,13 +19,14 @@
  *   await c.release(lease);
  *   await c.close(); await kea.stop();
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './bind9.js';
+import { stopChild } from './child-process.js';
 
 /** The address the client uses as its relay address (giaddr); kea-dhcp4 answers to it. */
 export const RELAY_ADDRESS = '127.0.0.2';
@@ -46,14 +47,6 @@ export interface KeaDhcp4Server {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return true;
-  return new Promise((resolve) => {
-    const t = setTimeout(() => { child.off('exit', onExit); resolve(false); }, ms);
-    const onExit = () => { clearTimeout(t); resolve(true); };
-    child.once('exit', onExit);
-  });
-}
 
 /**
  * Starts kea-dhcp4 with `config` ({"Dhcp4": {...}}): interfaces-config, the
@@ -99,13 +92,7 @@ async function startOnce(config: { Dhcp4: Record<string, unknown> }): Promise<Ke
     throw new Error('kea-dhcp4 did not start');
   }
   const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
-      if (!(await waitForExit(child, 5_000))) {
-        try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-        await waitForExit(child, 2_000);
-      }
-    }
+    await stopChild(child, pid);
     rmSync(dir, { recursive: true, force: true });
   };
   const waitLog = async (re: RegExp, timeoutMs = 15_000) => {
