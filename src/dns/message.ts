@@ -13,7 +13,7 @@
  */
 import { Opcode, RRClass, RRType } from './codes.js';
 import { DnsError, malformed, ok, type Result } from './errors.js';
-import { decodeName, Name } from './name.js';
+import { decodeName, Name, skipName } from './name.js';
 import { decodeRdata, encodeRdata, rdataTypeOf, type Rdata, type TsigRdata } from './rdata.js';
 
 export const HEADER_LENGTH = 12;
@@ -265,4 +265,74 @@ function decodeUnsafe(msg: Uint8Array): Result<DecodedMessage> {
   };
   if (tsig) m.tsig = tsig;
   return ok(m);
+}
+
+/**
+ * Offsets of the TSIG record of an update response that {@link scanUpdateResponse}
+ * found well formed; offsets are into the message.
+ */
+export interface ScannedTsig {
+  /** Start of the TSIG RR (its owner name): the MAC covers the bytes before it. */
+  start: number;
+  /** Start of the algorithm name in the RDATA. */
+  algorithm: number;
+  /** Start of time signed (6 octets), followed by the fudge (2). */
+  time: number;
+  timeSigned: number;
+  fudge: number;
+  /** Start of the MAC, and its length. */
+  mac: number;
+  macLength: number;
+  originalId: number;
+  /** Start of the error field (2), followed by other length (2) and other data, up to the end. */
+  errorField: number;
+  error: number;
+}
+
+/**
+ * The common answer to an UPDATE, read without decoding it: a header with QR
+ * and opcode UPDATE, at most one zone record, no prerequisite or update
+ * records, and nothing or one TSIG record in the additional section. Returns
+ * null for such a message without TSIG, the TSIG's offsets for one with it,
+ * and undefined for anything else (not that shape, or not well formed): then
+ * {@link decodeMessage} is the judge. Whatever it accepts, decodeMessage and
+ * validateUpdateResponse accept too. Allocates nothing but its result; never throws.
+ */
+export function scanUpdateResponse(msg: Uint8Array): ScannedTsig | null | undefined {
+  const n = msg.length;
+  if (n < HEADER_LENGTH) return undefined;
+  const b2 = msg[2]!;
+  if ((b2 & 0x80) === 0 || ((b2 >> 3) & 0x0f) !== Opcode.UPDATE) return undefined;
+  const qd = (msg[4]! << 8) | msg[5]!;
+  const ar = (msg[10]! << 8) | msg[11]!;
+  if (qd > 1 || ar > 1 || msg[6] !== 0 || msg[7] !== 0 || msg[8] !== 0 || msg[9] !== 0) return undefined;
+  let pos = HEADER_LENGTH;
+  if (qd === 1) {
+    pos = skipName(msg, pos);
+    if (pos < 0 || pos + 4 > n) return undefined;
+    pos += 4;
+  }
+  if (ar === 0) return pos === n ? null : undefined;
+  const start = pos;
+  pos = skipName(msg, pos);
+  if (pos < 0 || pos + 10 > n) return undefined;
+  if (rd16(msg, pos) !== RRType.TSIG || rd16(msg, pos + 2) !== RRClass.ANY) return undefined;
+  const rdlen = rd16(msg, pos + 8);
+  const rdata = pos + 10;
+  const end = rdata + rdlen;
+  if (rdlen === 0 || end !== n) return undefined;
+  const time = skipName(msg, rdata);
+  if (time < 0 || time + 10 > end) return undefined;
+  const timeSigned = msg[time]! * 2 ** 40 + msg[time + 1]! * 2 ** 32 + ((msg[time + 2]! << 24) >>> 0) + (msg[time + 3]! << 16) + (msg[time + 4]! << 8) + msg[time + 5]!;
+  const fudge = rd16(msg, time + 6);
+  const macLength = rd16(msg, time + 8);
+  const mac = time + 10;
+  if (mac + macLength + 6 > end) return undefined;
+  const errorField = mac + macLength + 2;
+  if (errorField + 4 + rd16(msg, errorField + 2) !== end) return undefined;
+  return { start, algorithm: rdata, time, timeSigned, fudge, mac, macLength, originalId: rd16(msg, mac + macLength), errorField, error: rd16(msg, errorField) };
+}
+
+function rd16(msg: Uint8Array, o: number): number {
+  return (msg[o]! << 8) | msg[o + 1]!;
 }

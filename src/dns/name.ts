@@ -264,3 +264,51 @@ export function decodeName(msg: Uint8Array, offset: number): Result<{ name: Name
   // Every label is 1..63 octets (a length byte below 0x40, non-zero) and the total is checked above.
   return ok({ name: Name.fromCheckedLabels(labels), next });
 }
+
+/**
+ * Where the name at `offset` of `msg` ends (the offset just after it), with
+ * exactly the checks of {@link decodeName} but nothing allocated; -1 where
+ * decodeName would return an error.
+ */
+export function skipName(msg: Uint8Array, offset: number): number {
+  let pos = offset;
+  let next = -1;
+  let total = 1;
+  let hops = 0;
+  for (;;) {
+    if (pos >= msg.length) return -1;
+    const len = msg[pos]!;
+    if (len === 0) return next < 0 ? pos + 1 : next;
+    const kind = len & 0xc0;
+    if (kind === 0xc0) {
+      if (pos + 1 >= msg.length) return -1;
+      const target = ((len & 0x3f) << 8) | msg[pos + 1]!;
+      if (target >= pos) return -1;
+      if (++hops > MAX_POINTER_HOPS) return -1;
+      if (next < 0) next = pos + 2;
+      pos = target;
+      continue;
+    }
+    if (kind !== 0) return -1;
+    if (pos + 1 + len > msg.length) return -1;
+    total += 1 + len;
+    if (total > MAX_WIRE_LENGTH) return -1;
+    pos += 1 + len;
+  }
+}
+
+/**
+ * True when the name written at `offset` of `msg`, uncompressed, equals `name`
+ * (case-insensitively, RFC 4343). A compressed name is never equal here (the
+ * caller decodes it the long way). The bytes must already have passed {@link skipName}.
+ */
+export function wireNameEquals(msg: Uint8Array, offset: number, name: Name): boolean {
+  let pos = offset;
+  for (const l of name.labels) {
+    if (msg[pos] !== l.length) return false;
+    pos++;
+    for (let j = 0; j < l.length; j++) if (lowerByte(msg[pos + j]!) !== lowerByte(l[j]!)) return false;
+    pos += l.length;
+  }
+  return msg[pos] === 0;
+}

@@ -17,8 +17,8 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { Rcode, RRClass, RRType } from './codes.js';
 import { DnsError } from './errors.js';
-import { decodeHeader, HEADER_LENGTH, type DecodedMessage } from './message.js';
-import { Name } from './name.js';
+import { decodeHeader, HEADER_LENGTH, type DecodedMessage, type ScannedTsig } from './message.js';
+import { Name, wireNameEquals } from './name.js';
 import { encodeTsigRdata, type TsigRdata } from './rdata.js';
 
 export type TsigAlgorithm = 'HMAC-MD5' | 'HMAC-SHA1' | 'HMAC-SHA224' | 'HMAC-SHA256' | 'HMAC-SHA384' | 'HMAC-SHA512';
@@ -150,6 +150,9 @@ export class TsigKey {
 }
 
 export const DEFAULT_FUDGE = 300;
+
+const SCRATCH_LEN = Buffer.alloc(2);
+const SCRATCH_HEADER = Buffer.alloc(HEADER_LENGTH);
 
 /** Current time in TSIG seconds. */
 export const tsigNow = (): number => Math.floor(Date.now() / 1000);
@@ -313,6 +316,41 @@ export class TsigContext {
     const s = signMessage(wire, this.key, opts);
     this.requestMac = s.mac;
     return s.wire;
+  }
+
+  /**
+   * The common case of {@link verifyResponse} straight from the bytes of an
+   * answer that scanUpdateResponse found well formed, with nothing decoded: true
+   * when the TSIG verifies with every check of verifyTsig (key, MAC length, MAC,
+   * time, no error reported). False means "not proven here": verifyResponse on
+   * the decoded message then gives the verdict and its reason.
+   */
+  verifiesResponseWire(wire: Uint8Array, t: ScannedTsig, now?: number): boolean {
+    const requestMac = this.requestMac;
+    const key = this.key;
+    if (!requestMac) return false;
+    if (!wireNameEquals(wire, t.start, key.name) || !wireNameEquals(wire, t.algorithm, key.algorithmName)) return false;
+    const macLen = t.macLength;
+    if (macLen === 0 || macLen > key.fullMacLength || macLen < Math.max(10, Math.ceil(key.fullMacLength / 2))) return false;
+    if (macLen < key.macLength || macLen < requestMac.length) return false;
+    if (t.start < HEADER_LENGTH) return false;
+    const h = createHmac(TSIG_ALGORITHMS[key.algorithm].hash, key.secret);
+    // Scratch buffers: Hmac.update copies what it is given before returning.
+    SCRATCH_LEN.writeUInt16BE(requestMac.length, 0);
+    h.update(SCRATCH_LEN);
+    h.update(requestMac);
+    SCRATCH_HEADER.set(wire.subarray(0, HEADER_LENGTH));
+    SCRATCH_HEADER.writeUInt16BE(t.originalId, 0);
+    SCRATCH_HEADER.writeUInt16BE((SCRATCH_HEADER.readUInt16BE(10) - 1) & 0xffff, 10);
+    h.update(SCRATCH_HEADER);
+    h.update(wire.subarray(HEADER_LENGTH, t.start));
+    h.update(key.tsigVariablesPrefix());
+    h.update(wire.subarray(t.time, t.time + 8)); // time signed, fudge
+    h.update(wire.subarray(t.errorField)); // error, other length, other data
+    const expected = h.digest();
+    if (!timingSafeEqual(expected.subarray(0, macLen), wire.subarray(t.mac, t.mac + macLen))) return false;
+    if (Math.abs((now ?? tsigNow()) - t.timeSigned) > t.fudge) return false;
+    return t.error === 0;
   }
 
   /** Verifies a response to the signed request. An unsigned response is FORMERR, as in Kea. */
