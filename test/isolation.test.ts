@@ -16,6 +16,7 @@ import type { HookLibraryConfigInput } from '../src/hooks/library-config.js';
 import type { LibraryStatsSnapshot } from '../src/hooks/library-stats.js';
 import { NextStep, type FailureKind, type NextStepStatus } from '../src/hooks/protocol.js';
 import { Logger, stderrSink, type LogRecord } from '../src/log/logger.js';
+import { waitFor } from './support/wait.js';
 
 const FAULTY = 'test/fixtures/faulty-callout.mjs';
 const FAULTY_IO = 'test/fixtures/faulty-io.mjs';
@@ -110,16 +111,6 @@ function failureCounts(library = FAULTY): Partial<Record<FailureKind, number>> {
 }
 
 /** Polls `condition` every 10 ms, at most `timeoutMs`. */
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (let i = 0; i < 10_000; i++) {
-    if (condition()) return;
-    if (Date.now() > deadline) break;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 function loadLog(): string[] {
   try {
     return readFileSync(join(tmp, 'loads'), 'utf8').split('\n').filter(Boolean);

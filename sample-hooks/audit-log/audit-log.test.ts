@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HooksManager } from '../../src/hooks/hooks-manager.js';
 import { canonical } from './index.js';
+import { waitFor } from '../../test/support/wait.js';
 
 const LIBRARY = 'dist/sample-hooks/audit-log/index.js';
 const SECRET = 'c3VwZXItc2VjcmV0LWF1ZGl0';
@@ -37,15 +38,6 @@ async function load(parameters: Record<string, unknown>): Promise<HooksManager> 
 }
 
 const records = (file: string) => readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
-
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (let i = 0; i < 5_000 && Date.now() < deadline; i++) {
-    if (condition()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe('sample audit-log', () => {
   it('records each configuration (hash, domains, key names, no secrets), flushed by an IOService timer', async () => {

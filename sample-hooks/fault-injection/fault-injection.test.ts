@@ -4,6 +4,7 @@ import type { HookLibraryConfigInput } from '../../src/hooks/library-config.js';
 import { NextStep } from '../../src/hooks/protocol.js';
 import { Logger, stderrSink, type LogRecord } from '../../src/log/logger.js';
 import { drawFault, faultTable, planFaults, type Fault } from './plan.js';
+import { waitFor } from '../../test/support/wait.js';
 
 const LIBRARY = 'dist/sample-hooks/fault-injection/index.js';
 const KEY = { name: 'fi.key.', algorithm: 'HMAC-SHA256', secret: 'ZmF1bHQta2V5' };
@@ -37,15 +38,6 @@ async function selectKey(h: HooksManager, seq?: number): Promise<{ report: Chain
 }
 
 const stats = (h: HooksManager) => h.getLibraryStatistics()[0]!;
-
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (let i = 0; i < 5_000 && Date.now() < deadline; i++) {
-    if (condition()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe('sample fault-injection: each fault at rate 1', () => {
   // fault → the failure kind the host reports for the callout (undefined: the callout succeeds).
