@@ -15,7 +15,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { stopChild } from './child-process.js';
+import { stopChild, wrapCommand } from './child-process.js';
 
 export interface Bind9Key {
   name: string;
@@ -37,6 +37,12 @@ export interface Bind9Zone {
 export interface Bind9Options {
   keys: Bind9Key[];
   zones: Bind9Zone[];
+  /**
+   * Command prefix that named and the readiness dig run under, e.g.
+   * `['ip', 'netns', 'exec', 'ns1']` to serve 127.0.0.1 of that network namespace
+   * (then pass the same prefix to digRecords/readZone). It must exec the program.
+   */
+  wrap?: string[];
 }
 
 export interface Bind9Server {
@@ -58,9 +64,10 @@ export interface DigRecord {
 
 const STARTUP_ATTEMPTS = 3;
 
-function run(cmd: string, args: string[], timeoutMs = 10_000): Promise<{ code: number; stdout: string; stderr: string }> {
+function run(cmd: string, args: string[], timeoutMs = 10_000, wrap?: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const [file, argv] = wrapCommand(wrap, cmd, args);
   return new Promise((resolve) => {
-    execFile(cmd, args, { timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
+    execFile(file, argv, { timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as NodeJS.ErrnoException & { code?: unknown }).code === 'number' ? Number((err as { code?: unknown }).code) : 1) : 0;
       resolve({ code, stdout, stderr });
     });
@@ -140,7 +147,7 @@ async function startOnce(opts: Bind9Options): Promise<Bind9Server> {
     throw new Error(`named-checkconf failed: ${check.stdout}${check.stderr}`);
   }
 
-  const child = spawn('named', ['-g', '-n', '1', '-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(...wrapCommand(opts.wrap, 'named', ['-g', '-n', '1', '-c', conf]), { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (d: string) => {
@@ -162,7 +169,7 @@ async function startOnce(opts: Bind9Options): Promise<Bind9Server> {
   for (let i = 0; i < 100 && Date.now() < deadline && child.exitCode === null; i++) {
     let all = true;
     for (const z of opts.zones) {
-      const r = await run('dig', ['@127.0.0.1', '-p', String(port), '+time=1', '+tries=1', '+short', z.name, 'SOA'], 3_000);
+      const r = await run('dig', ['@127.0.0.1', '-p', String(port), '+time=1', '+tries=1', '+short', z.name, 'SOA'], 3_000, opts.wrap);
       if (r.code !== 0 || !r.stdout.trim()) { all = false; break; }
     }
     if (all) { ready = true; break; }
@@ -199,16 +206,16 @@ function parseDigLines(out: string): DigRecord[] {
   return recs;
 }
 
-/** Records of one name and type as BIND answers them (`dig +noall +answer`). */
-export async function digRecords(port: number, name: string, type: string): Promise<DigRecord[]> {
-  const r = await run('dig', ['@127.0.0.1', '-p', String(port), '+time=2', '+tries=1', '+noall', '+answer', name, type]);
+/** Records of one name and type as BIND answers them (`dig +noall +answer`); `wrap` as in Bind9Options. */
+export async function digRecords(port: number, name: string, type: string, wrap?: readonly string[]): Promise<DigRecord[]> {
+  const r = await run('dig', ['@127.0.0.1', '-p', String(port), '+time=2', '+tries=1', '+noall', '+answer', name, type], 10_000, wrap);
   if (r.code !== 0) throw new Error(`dig failed (${r.code}): ${r.stderr}${r.stdout}`);
   return parseDigLines(r.stdout).filter((x) => x.type === type.toUpperCase());
 }
 
-/** Every record of a zone, by AXFR through dig (SOA lines dropped). */
-export async function readZone(port: number, zone: string): Promise<DigRecord[]> {
-  const r = await run('dig', ['@127.0.0.1', '-p', String(port), '+time=2', '+tries=1', '+noall', '+answer', zone, 'AXFR']);
+/** Every record of a zone, by AXFR through dig (SOA lines dropped); `wrap` as in Bind9Options. */
+export async function readZone(port: number, zone: string, wrap?: readonly string[]): Promise<DigRecord[]> {
+  const r = await run('dig', ['@127.0.0.1', '-p', String(port), '+time=2', '+tries=1', '+noall', '+answer', zone, 'AXFR'], 10_000, wrap);
   if (r.code !== 0 || /Transfer failed|connection refused/i.test(r.stdout)) throw new Error(`AXFR of ${zone} failed: ${r.stderr}${r.stdout}`);
   return parseDigLines(r.stdout).filter((x) => x.type !== 'SOA');
 }

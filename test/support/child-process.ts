@@ -33,3 +33,14 @@ export async function stopChild(child: ChildProcess, pid: number, graceMs = 5_00
   }
   await waitForExit(child, 2_000);
 }
+
+/**
+ * A command line prefixed by `wrap` (e.g. `['ip', 'netns', 'exec', 'ns1']`), as
+ * [program, args] for spawn/execFile. With no wrap, the command unchanged. The
+ * wrapper must exec the program (as `ip netns exec` does), so the child's PID
+ * is the program's and stopChild reaches it.
+ */
+export function wrapCommand(wrap: readonly string[] | undefined, cmd: string, args: readonly string[]): [string, string[]] {
+  if (!wrap || wrap.length === 0) return [cmd, [...args]];
+  return [wrap[0]!, [...wrap.slice(1), cmd, ...args]];
+}

@@ -26,7 +26,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './bind9.js';
-import { stopChild } from './child-process.js';
+import { stopChild, wrapCommand } from './child-process.js';
 
 /** The address the client uses as its relay address (giaddr); kea-dhcp4 answers to it. */
 export const RELAY_ADDRESS = '127.0.0.2';
@@ -47,16 +47,25 @@ export interface KeaDhcp4Server {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** How startKeaDhcp4 runs kea-dhcp4 when not on loopback (every field optional; the default is the loopback setup above). */
+export interface KeaDhcp4StartOptions {
+  /** Command prefix kea-dhcp4 runs under, e.g. `['ip', 'netns', 'exec', 'ns1']`; it must exec the program. */
+  wrap?: string[];
+  /** `interfaces-config` instead of `{ interfaces: ['lo'], 'dhcp-socket-type': 'udp' }`. */
+  interfacesConfig?: Record<string, unknown>;
+  /** Server port (`-p`) instead of a free high one, e.g. 67 in a namespace of its own. */
+  port?: number;
+}
 
 /**
  * Starts kea-dhcp4 with `config` ({"Dhcp4": {...}}): interfaces-config, the
  * lease database (a memfile in its own temp dir) and a stdout logger are filled in.
  */
-export async function startKeaDhcp4(config: { Dhcp4: Record<string, unknown> }): Promise<KeaDhcp4Server> {
+export async function startKeaDhcp4(config: { Dhcp4: Record<string, unknown> }, opts: KeaDhcp4StartOptions = {}): Promise<KeaDhcp4Server> {
   let last: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      return await startOnce(config);
+      return await startOnce(config, opts);
     } catch (e) {
       last = e;
     }
@@ -64,22 +73,22 @@ export async function startKeaDhcp4(config: { Dhcp4: Record<string, unknown> }):
   throw last;
 }
 
-async function startOnce(config: { Dhcp4: Record<string, unknown> }): Promise<KeaDhcp4Server> {
+async function startOnce(config: { Dhcp4: Record<string, unknown> }, opts: KeaDhcp4StartOptions): Promise<KeaDhcp4Server> {
   const dir = mkdtempSync(join(tmpdir(), 'd2box-kea4-'));
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const leaseFile = join(dir, 'kea-leases4.csv');
   const file = join(dir, 'kea-dhcp4.conf');
   const full = {
     Dhcp4: {
       ...config.Dhcp4,
-      'interfaces-config': { interfaces: ['lo'], 'dhcp-socket-type': 'udp' },
+      'interfaces-config': opts.interfacesConfig ?? { interfaces: ['lo'], 'dhcp-socket-type': 'udp' },
       'lease-database': { type: 'memfile', persist: true, name: leaseFile, 'lfc-interval': 0 },
       loggers: [{ name: 'kea-dhcp4', output_options: [{ output: 'stdout' }], severity: 'DEBUG', debuglevel: 99 }],
     },
   };
   writeFileSync(file, JSON.stringify(full, null, 2));
   const env = { ...process.env, KEA_PIDFILE_DIR: dir, KEA_LOCKFILE_DIR: dir };
-  const child = spawn('kea-dhcp4', ['-c', file, '-p', String(port)], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const child = spawn(...wrapCommand(opts.wrap, 'kea-dhcp4', ['-c', file, '-p', String(port)]), { stdio: ['ignore', 'pipe', 'pipe'], env });
   let log = '';
   const add = (d: string) => { if (log.length < 4_000_000) log += d; };
   child.stdout!.setEncoding('utf8');
@@ -139,6 +148,13 @@ export function nameToWire(name: string): Buffer {
   }
   if (full) parts.push(Buffer.from([0]));
   return Buffer.concat(parts);
+}
+
+/** RFC 4701 DHCID RDATA for a DHCPv4 client that sent a client identifier (option 61; identifier type 0x0001: its bytes). */
+export function dhcidFromClientId(clientId: Buffer, fqdn: string): Buffer {
+  const canonical = fqdn.toLowerCase().endsWith('.') ? fqdn.toLowerCase() : `${fqdn.toLowerCase()}.`;
+  const digest = createHash('sha256').update(clientId).update(nameToWire(canonical)).digest();
+  return Buffer.concat([Buffer.from([0x00, 0x01, 0x01]), digest]);
 }
 
 /** RFC 4701 DHCID RDATA for a DHCPv4 client identified by its chaddr (identifier type 0x0000: htype + chaddr). */
