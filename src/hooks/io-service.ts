@@ -7,6 +7,7 @@
  */
 import * as Comlink from 'comlink';
 import type { MessagePort } from 'node:worker_threads';
+import { acceptIOServiceMessage } from './protocol-schemas.js';
 import { nodeEndpoint, type IOCallback, type IOServiceRemote } from './protocol.js';
 
 interface Task {
@@ -122,7 +123,7 @@ export class IOServiceBridge implements IOServiceRemote {
       setInterval: (cb, ms) => this.setInterval(cb, ms),
       cancel: (id) => this.cancel(id),
     };
-    Comlink.expose(Object.freeze(api), nodeEndpoint(port));
+    Comlink.expose(Object.freeze(api), callsOnly(nodeEndpoint(port)));
     this.port = port;
   }
   private port: MessagePort | undefined;
@@ -207,4 +208,26 @@ function checkDelay(ms: number): number {
     throw new RangeError(`timer delay must be a number of milliseconds between 0 and 2147483647, got ${String(ms)}`);
   }
   return ms;
+}
+
+/** `endpoint`, passing on only the calls a library may make (acceptIOServiceMessage). */
+function callsOnly(endpoint: Comlink.Endpoint): Comlink.Endpoint {
+  const wrapped = new WeakMap<object, EventListener>();
+  return {
+    postMessage: (message: unknown, transfer?: Transferable[]) => endpoint.postMessage(message, transfer),
+    addEventListener: (type: string, listener: EventListenerOrEventListenerObject) => {
+      const filtered: EventListener = (event) => {
+        if (!acceptIOServiceMessage((event as MessageEvent).data)) return;
+        if ('handleEvent' in listener) listener.handleEvent(event);
+        else listener(event);
+      };
+      wrapped.set(listener, filtered);
+      endpoint.addEventListener(type, filtered);
+    },
+    removeEventListener: (type: string, listener: EventListenerOrEventListenerObject) => {
+      const filtered = wrapped.get(listener);
+      if (filtered) endpoint.removeEventListener(type, filtered);
+    },
+    start: () => endpoint.start?.(),
+  };
 }

@@ -14,9 +14,28 @@ export const SandboxPolicySchema = z
     'restart-window-s': z.number().positive().default(60),
     'log-lines-per-second': z.number().int().positive().default(200),
     isolation: z.enum(['thread', 'process']).default('thread'),
+    // Process mode only (src/hooks/process-sandbox.ts): paths the library may write, and OS limits.
+    'allow-write': z.array(z.string().min(1)).default([]),
+    'max-cpu-seconds': z.number().int().positive().default(3600),
+    'max-open-files': z.number().int().min(16).max(65_536).default(256),
+    /**
+     * Whether TSIG secrets reach the library. Default: yes in a thread (which can
+     * read the key files anyway, so hiding them would protect nothing), no in a process.
+     */
+    'see-secrets': z.boolean().optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((policy, ctx) => {
+    if (policy.isolation === 'thread' && policy['allow-write'].length > 0) {
+      ctx.addIssue({ code: 'custom', path: ['allow-write'], message: '"allow-write" applies to "isolation": "process" only; a thread can write anywhere the daemon can' });
+    }
+  });
 export type SandboxPolicy = z.infer<typeof SandboxPolicySchema>;
+
+/** Whether a library is shown TSIG secrets (see 'see-secrets' above). */
+export function seesSecrets(policy: SandboxPolicy): boolean {
+  return policy['see-secrets'] ?? policy.isolation === 'thread';
+}
 
 export const HookLibraryConfigSchema = z
   .object({

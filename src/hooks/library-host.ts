@@ -13,16 +13,19 @@
  */
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { Piscina } from 'piscina';
 import { z } from 'zod';
 import { Logger } from '../log/logger.js';
 import type { IOService } from './io-service.js';
 import { IOServiceBridge } from './io-service.js';
-import type { HookLibraryConfig } from './library-config.js';
+import { seesSecrets, type HookLibraryConfig } from './library-config.js';
 import { LibraryStats, type LibraryState } from './library-stats.js';
-import { WorkerMessageSchema } from './protocol-schemas.js';
+import { ProcessPool } from './process-pool.js';
+import { sandboxCommand } from './process-sandbox.js';
+import { SecretRedaction } from './secret-redaction.js';
+import { acceptIOServiceMessage, WorkerMessageSchema } from './protocol-schemas.js';
 import {
   ARG_REF_KEY,
   NextStep,
@@ -186,7 +189,10 @@ export class LibraryHost {
   readonly name: string;
   readonly stats: LibraryStats;
   private readonly log: Logger;
-  private pool: Piscina | undefined;
+  /** A worker thread (piscina) or a sandboxed process, by the library's `isolation`. */
+  private pool: Piscina | ProcessPool | undefined;
+  /** Set when the library may not see TSIG secrets. */
+  private readonly redaction: SecretRedaction | undefined;
   private session: Session | undefined;
   private registrations: Registrations = {};
   private multiThreading = false;
@@ -208,6 +214,8 @@ export class LibraryHost {
     this.name = config.library;
     this.stats = new LibraryStats(config.library, index);
     this.log = new Logger('d2box-hooks');
+    this.redaction = seesSecrets(config.sandbox) ? undefined : new SecretRedaction();
+    this.stats.isolation = config.sandbox.isolation;
   }
 
   get policy(): HookLibraryConfig['sandbox'] {
@@ -228,12 +236,14 @@ export class LibraryHost {
 
   /** Starts the worker and checks `version()` (Kea's validateLibrary); `load` is not run. */
   async open(): Promise<void> {
-    if (this.config.sandbox.isolation === 'process') {
-      throw new HookLibraryError(this.name, `hook library ${this.name}: "isolation": "process" is not supported by this build; refusing to run it unconfined`);
-    }
     this.stopping = false;
     this.stats.state = 'starting';
-    this.pool = this.createPool();
+    try {
+      this.pool = this.createPool();
+    } catch (err) {
+      this.stats.state = 'stopped';
+      throw new HookLibraryError(this.name, `hook library ${this.name}: ${(err as Error).message}`);
+    }
     const result = (await this.pool.run({ kind: 'open' })) as OpenResult;
     if (result.error) {
       await this.destroyPool();
@@ -251,6 +261,7 @@ export class LibraryHost {
   /** Sends callouts for `hook` to the library. Never rejects. */
   call(hook: string, status: NextStepStatus, args: Record<string, unknown>, context?: Record<string, unknown>): Promise<CalloutOutcome> {
     this.stats.calls++;
+    if (this.redaction) args = this.redactArguments(hook, args);
     if (this.stats.state === 'quarantined') return Promise.resolve(this.quarantinedOutcome(status));
     if (this.stats.state === 'stopped') return Promise.resolve({ status, nonZero: 0, skipped: true });
     return new Promise((resolve) => {
@@ -264,6 +275,11 @@ export class LibraryHost {
 
   /** Hands the worker the configuration snapshot once; callouts refer to it by version. */
   publishSnapshot(version: number, json_config: unknown, server_config: unknown): void {
+    if (this.redaction) {
+      this.redaction.setConfiguration(json_config);
+      json_config = this.redaction.redact(json_config);
+      server_config = this.redaction.redact(server_config);
+    }
     this.snapshot = { version, json_config, server_config };
     if (this.session?.loaded) this.session.port.postMessage({ t: 'snapshot', ...this.snapshot });
   }
@@ -310,7 +326,7 @@ export class LibraryHost {
 
   // -------------------------------------------------------------------------
 
-  private createPool(): Piscina {
+  private createPool(): Piscina | ProcessPool {
     const policy = this.policy;
     const workerData: WorkerBootData = {
       libraryUrl: this.libraryUrl(),
@@ -322,6 +338,13 @@ export class LibraryHost {
       logLinesPerSecond: policy['log-lines-per-second'],
       ioCallTimeoutMs: Math.max(1000, policy['callout-timeout-ms']),
     };
+    if (policy.isolation === 'process') {
+      const path = fileURLToPath(workerData.libraryUrl);
+      if (/\.[cm]?ts$/.test(path)) throw new Error('a library in "isolation": "process" must be JavaScript (the sandbox holds no TypeScript loader); build it first');
+      const pool = new ProcessPool(sandboxCommand(path, policy), workerData, acceptIOServiceMessage);
+      pool.on('error', (err: Error) => this.onIdleWorkerError(err));
+      return pool;
+    }
     const needsTsx = RUNNING_TS || this.name.endsWith('.ts');
     const pool = new Piscina({
       filename: WORKER_FILE.href,
@@ -339,11 +362,40 @@ export class LibraryHost {
       ...(needsTsx ? { execArgv: ['--import', 'tsx'] } : {}),
     });
     // An idle worker's crash is emitted here; without a listener it would kill the server.
-    pool.on('error', (err: Error) => {
-      this.stats.recordFailure('crash', err.message);
-      this.log.error('HOOKS_WORKER_ERROR', `hook library ${this.name}: worker failed while idle: ${err.message}`);
-    });
+    pool.on('error', (err: Error) => this.onIdleWorkerError(err));
     return pool;
+  }
+
+  private onIdleWorkerError(err: Error): void {
+    this.stats.recordFailure('crash', err.message);
+    this.log.error('HOOKS_WORKER_ERROR', `hook library ${this.name}: worker failed while idle: ${err.message}`);
+  }
+
+  /**
+   * The arguments without TSIG secrets. select_key's tsig_key is the usual case and is
+   * copied alone; other hooks (commands, whose answers may hold a configuration) are
+   * copied whole.
+   */
+  private redactArguments(hook: string, args: Record<string, unknown>): Record<string, unknown> {
+    const key = args.tsig_key;
+    if (hook === 'select_key') {
+      if (typeof key !== 'object' || key === null) return args;
+      const { secret: _secret, ...named } = key as Record<string, unknown>;
+      return { ...args, tsig_key: named };
+    }
+    return this.redaction!.redact(args);
+  }
+
+  /** select_key's key, as the library set it, made whole from the configuration (or refused). */
+  private restoreKey(result: CalloutResult): void {
+    if (!result.set || !('tsig_key' in result.set)) return;
+    const restored = this.redaction!.restoreKey(result.set.tsig_key);
+    if ('key' in restored) {
+      result.set.tsig_key = restored.key;
+      return;
+    }
+    delete result.set.tsig_key;
+    result.failure ??= restored.error;
   }
 
   private libraryUrl(): string {
@@ -441,6 +493,7 @@ export class LibraryHost {
     this.inFlight.delete(result.id);
     this.stats.recordLatency((performance.now() - pending.sentAt) * 1000);
     if (result.nonZero > 0) this.stats.nonZeroReturns += result.nonZero;
+    if (this.redaction && pending.request.hook === 'select_key') this.restoreKey(result);
     if (result.registrations) this.setRegistrations(result.registrations);
     if (result.failure) this.recordFailure(result.failure, pending.request.hook);
     pending.resolve({
@@ -649,6 +702,7 @@ export class LibraryHost {
 function classifyDeath(err: Error): { kind: FailureKind; message: string } {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ERR_WORKER_OUT_OF_MEMORY') return { kind: 'oom', message: `worker ran out of memory: ${err.message}` };
+  if (code === 'ERR_D2BOX_PROTOCOL') return { kind: 'protocol', message: err.message };
   if (/worker exited with code/i.test(err.message)) return { kind: 'exit', message: `library exited its worker: ${err.message}` };
   return { kind: 'crash', message: `uncaught ${err.name}: ${err.message}` };
 }

@@ -11,6 +11,8 @@ export interface LibraryStatsSnapshot {
   library: string;
   index: number;
   state: LibraryState;
+  /** Where the library runs: a worker thread, or a sandboxed child process. */
+  isolation: 'thread' | 'process';
   multiThreadingCompatible: boolean;
   calls: number;
   failures: Record<FailureKind, number>;
@@ -25,6 +27,7 @@ export interface LibraryStatsSnapshot {
 
 export class LibraryStats {
   state: LibraryState = 'starting';
+  isolation: 'thread' | 'process' = 'thread';
   multiThreadingCompatible = false;
   calls = 0;
   nonZeroReturns = 0;
@@ -56,6 +59,7 @@ export class LibraryStats {
       library: this.library,
       index: this.index,
       state: this.state,
+      isolation: this.isolation,
       multiThreadingCompatible: this.multiThreadingCompatible,
       calls: this.calls,
       failures: { ...this.failures },

@@ -5,7 +5,7 @@
  * declared type, so the two cannot drift apart.
  */
 import { z } from 'zod';
-import { FAILURE_KINDS, type CalloutResult, type Registrations, type SerializedError, type WorkerMessage } from './protocol.js';
+import { FAILURE_KINDS, type CalloutResult, type IOServiceRemote, type Registrations, type SerializedError, type WorkerMessage } from './protocol.js';
 
 const RegistrationsSchema = z.record(z.string(), z.number().int().nonnegative()) satisfies z.ZodType<Registrations>;
 
@@ -41,3 +41,17 @@ export const WorkerMessageSchema = z.discriminatedUnion('t', [
   z.object({ t: z.literal('registrations'), registrations: RegistrationsSchema }),
   z.object({ t: z.literal('unloaded'), unloadReturn: z.number().nullable(), error: SerializedErrorSchema.optional() }),
 ]) satisfies z.ZodType<WorkerMessage>;
+
+/**
+ * What a library's side may send on the IOService port: calls of the four
+ * IOServiceRemote methods and comlink's proxy release, nothing else. comlink
+ * would otherwise walk any property path the other side names, __proto__
+ * included, and set values there.
+ */
+const IO_METHODS = new Set<string>(['post', 'setTimeout', 'setInterval', 'cancel'] satisfies (keyof IOServiceRemote)[]);
+export function acceptIOServiceMessage(message: unknown): boolean {
+  if (typeof message !== 'object' || message === null) return false;
+  const { type, path } = message as { type?: unknown; path?: unknown };
+  if (type === 'RELEASE') return true;
+  return type === 'APPLY' && Array.isArray(path) && path.length === 1 && typeof path[0] === 'string' && IO_METHODS.has(path[0]);
+}

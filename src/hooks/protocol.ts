@@ -4,7 +4,8 @@
  * extHost.protocol.ts. Both sides import this file and nothing else from each
  * other.
  *
- * Channels, per library worker:
+ * Channels, per library worker (a worker thread, or in process mode a sandboxed
+ * child process carrying the same channels over its IPC pipe, see below):
  *  - piscina tasks (`OpenTask`, `SessionTask`): the worker's life, owned by piscina
  *    (start, deadline abort, replacement, resource limits);
  *  - the callout port: a raw MessagePort opened by the session task carrying
@@ -187,6 +188,31 @@ export type WorkerMessage =
   | { t: 'log'; lines: { level: LogLevel; text: string }[]; suppressed: number }
   | { t: 'registrations'; registrations: Registrations }
   | { t: 'unloaded'; unloadReturn: number | null; error?: SerializedError };
+
+// ---------------------------------------------------------------------------
+// Process mode ("isolation": "process"): the same tasks and ports, carried over
+// the sandboxed child's IPC channel (Node's "advanced" serialization, which is
+// structured clone). The callout port is the channel 'callout', the IOService
+// port 'io'; ports comlink transfers travel as relayed channels (ipc-ports.ts).
+// The host checks every envelope the child sends: the child is not trusted.
+
+export interface PortEnvelope {
+  t: 'port';
+  ch: string;
+  m?: unknown;
+  close?: true;
+}
+
+export type HostToChild =
+  | { t: 'boot'; boot: WorkerBootData }
+  | { t: 'task'; id: number; task: OpenTask | { kind: 'session' } }
+  | PortEnvelope;
+
+export type ChildToHost =
+  | { t: 'done'; id: number; result: OpenResult | SessionResult }
+  /** An uncaught exception or rejection in the child, sent just before it exits. */
+  | { t: 'fatal'; error: SerializedError }
+  | PortEnvelope;
 
 // ---------------------------------------------------------------------------
 // IOService port (comlink). The main loop's IOService as a library sees it:
