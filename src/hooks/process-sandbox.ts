@@ -151,6 +151,8 @@ export function sandboxCommand(libraryPath: string, policy: SandboxPolicy): Sand
     if (!existsSync(path)) throw new Error(`"allow-write" path ${path} does not exist`);
     bwrap.push('--bind', path, path);
     writable.push(path);
+    // What a library writes it may read back.
+    readable.push(path);
   }
   bwrap.push('--chdir', libraryDir);
   const node = [
