@@ -7,7 +7,7 @@
  */
 import { parseArgs } from 'node:util';
 import { D2Controller } from './d2/d2-controller.js';
-import { BUILD_REPORT, VERSION, EXTENDED_VERSION } from './version.js';
+import { VERSION, EXTENDED_VERSION, isolationReport } from './version.js';
 
 const USAGE = `Usage: d2box
   -v: print version number and exit
@@ -59,7 +59,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (o.W) {
-    process.stdout.write(`${BUILD_REPORT}\n`);
+    process.stdout.write(`${isolationReport()}\n`);
     return 0;
   }
   const modes = [o.c, o.t, o.T].filter((m) => m !== undefined);

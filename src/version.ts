@@ -1,5 +1,6 @@
 /** Version strings for -v, -V, -W, version-get and build-report. */
 import { readFileSync } from 'node:fs';
+import { processSandboxSupport } from './hooks/process-sandbox.js';
 
 /** package.json is one level up from src/, two from dist/src/. */
 function readPackage(): { version: string } {
@@ -24,3 +25,15 @@ export const BUILD_REPORT = [
   `  platform:     ${process.platform} ${process.arch}`,
   '  hooks:        worker_threads (piscina), one thread per library',
 ].join('\n');
+
+/**
+ * -W: the build report, and whether hook libraries can run in "isolation":
+ * "process" on this host (bwrap tried for real, once).
+ */
+export function isolationReport(): string {
+  const support = processSandboxSupport();
+  return [
+    BUILD_REPORT,
+    `  isolation:    thread: available; process: ${support.ok ? 'available' : 'NOT available'} (${support.detail})`,
+  ].join('\n');
+}

@@ -26,6 +26,18 @@ describe('kea-dhcp-ddns compatible command line', () => {
     expect(cli('-v')).toMatchObject({ status: 0, stdout: `${pkg.version}\n` });
     expect(cli('-V').stdout).toMatch(new RegExp(`^${pkg.version}\\n.*Node\\.js`, 's'));
     expect(cli('-W').stdout).toContain('configuration report');
+    // bubblewrap is installed by scripts/setup.sh and works here as root: the process mode can run.
+    expect(cli('-W').stdout).toMatch(/isolation: +thread: available; process: available \(bwrap /);
+  });
+
+  it('refuses an "isolation": "process" library where bwrap is missing, saying so, and -W reports it', () => {
+    const noTools = { encoding: 'utf8' as const, timeout: 20_000, env: { PATH: join(dir, 'empty-path') } };
+    const file = config('process.json', [{ library: FIXTURE, sandbox: { isolation: 'process' } }]);
+    const check = spawnSync(process.execPath, [CLI, '-T', file], noTools);
+    expect(check.status).toBe(1);
+    expect(check.stdout + check.stderr).toMatch(/"isolation": "process" cannot run on this host \(missing: bwrap \(not found in PATH\).*refusing to run the library unconfined/);
+    const report = spawnSync(process.execPath, [CLI, '-W'], noTools);
+    expect(report.stdout).toMatch(/process: NOT available \(missing: bwrap/);
   });
 
   it('rejects unknown flags and a missing configuration with a usage error and exit 1', () => {
