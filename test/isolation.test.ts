@@ -165,6 +165,8 @@ describe.each(ISOLATION_MODES)('isolation: %s', (mode) => {
       expect(s.lastFailure).toMatchObject({ kind: 'throw', message: 'select_key exploded on purpose' });
       expect(s.restarts).toBe(0);
       expect(s.state).toBe('ready');
+      // hooks-status shows where the library runs.
+      expect(s.isolation).toBe(mode);
 
       const after = await expectServing();
       expect(after.workerThread).toBe(before.workerThread);
