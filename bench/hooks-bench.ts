@@ -11,17 +11,36 @@
  *  3. their ratio;
  *  4. callCallouts on a hook point no library uses;
  *  5. the main thread's event-loop delay p99 while a library
- *     (bench/fixtures/spin-crash.mjs) spins past its deadline and exits, in a loop.
+ *     (bench/fixtures/spin-crash.mjs) spins past its deadline and exits, in a loop;
+ *  6. the process isolation mode ("isolation": "process": a sandboxed child
+ *     process, over its IPC channel) beside the thread mode: its callout round
+ *     trip in the same interleaved rounds as 2 (same no-op library, same raw
+ *     MessagePort baseline), for reference a raw IPC echo with a plain child
+ *     (batched per turn, as d2box batches; no sandbox, which costs nothing per
+ *     message); and, for both modes side by side, the time to start a library
+ *     (open + load, then its first callout and its stop) and to restart it after
+ *     its worker died (process.exit in a callout, or a hang past the callout
+ *     deadline), from the failed callout's outcome to the next successful one.
  *
  * Every loop is bounded in count and in time. The last line is for machines:
- * `ratio_1=<x> ratio_64=<y> idle_hook_us=<z> loop_delay_p99_ms=<w>`.
+ * `ratio_1=<x> ratio_64=<y> idle_hook_us=<z> loop_delay_p99_ms=<w>`; the line
+ * before it, `process_ratio_1=… process_ratio_64=… process_thread_64=… start_ms_thread=…`,
+ * holds section 6's figures. The process mode needs bwrap and prlimit (scripts/setup.sh);
+ * without them section 6 says why it was skipped.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { Worker, MessageChannel, type MessagePort } from 'node:worker_threads';
 import { createHistogram, monitorEventLoopDelay, performance, type RecordableHistogram } from 'node:perf_hooks';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { HooksManager } from '../src/hooks/hooks-manager.js';
 import type { CalloutHandle } from '../src/hooks/callout-handle.js';
+import { IOService } from '../src/hooks/io-service.js';
+import { HookLibraryConfigSchema } from '../src/hooks/library-config.js';
+import { LibraryHost } from '../src/hooks/library-host.js';
+import { processSandboxSupport } from '../src/hooks/process-sandbox.js';
+import { NextStep } from '../src/hooks/protocol.js';
+import { ServerHooks } from '../src/hooks/server-hooks.js';
 import { Logger, type LogRecord } from '../src/log/logger.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url)); // dist/bench/ → the repository
@@ -182,6 +201,53 @@ class RawEcho {
   }
 }
 
+/**
+ * For reference beside the process mode: the same echo in a plain child process
+ * (no sandbox) over its IPC channel, serialization 'advanced' as ProcessPool
+ * uses; calls made in the same turn share one message, as d2box's callouts do.
+ */
+class RawIpcEcho {
+  private readonly child: ChildProcess;
+  private readonly pending = new Map<number, () => void>();
+  private nextId = 1;
+  private outbox: { id: number; payload: typeof PAYLOAD }[] = [];
+
+  constructor() {
+    this.child = spawn(process.execPath, [fileURLToPath(new URL('./raw-echo-worker.js', import.meta.url))], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      serialization: 'advanced',
+    });
+    this.child.on('error', (err) => console.error('raw IPC echo child failed:', err));
+    this.child.on('message', (batch: { id: number }[]) => {
+      for (const one of batch) {
+        const resolve = this.pending.get(one.id);
+        this.pending.delete(one.id);
+        resolve?.();
+      }
+    });
+  }
+
+  readonly batched: Call = () =>
+    new Promise<void>((resolve) => {
+      const id = this.nextId++;
+      this.pending.set(id, resolve);
+      if (this.outbox.push({ id, payload: PAYLOAD }) === 1) {
+        queueMicrotask(() => {
+          const batch = this.outbox;
+          this.outbox = [];
+          this.child.send(batch);
+        });
+      }
+    });
+
+  async close(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    this.child.disconnect();
+    await exited;
+  }
+}
+
 // ---------------------------------------------------------------------------
 // 2. d2box callout round trips
 
@@ -319,6 +385,139 @@ async function chaos(noop: HooksManager): Promise<ChaosResult> {
 }
 
 // ---------------------------------------------------------------------------
+// 6. a library's start and restart, thread and process mode side by side
+
+type Mode = 'thread' | 'process';
+
+/** Deadline of the hanging callout in the restart measure (the failure is seen this long after the call). */
+const HANG_TIMEOUT_MS = 50;
+const LIFECYCLE = {
+  /** Measured starts per mode (after one warm-up), modes alternating; at most `ms` for all. */
+  starts: 5,
+  startMs: 20_000,
+  /** Measured deaths per mode and kind (after one warm-up each), modes and kinds alternating; at most `ms` for all. */
+  deaths: 6,
+  deathMs: 20_000,
+} as const;
+
+interface StartSample {
+  openMs: number;
+  loadMs: number;
+  firstCallMs: number;
+  stopMs: number;
+}
+
+interface DeathSample {
+  /** From the call to its failed outcome. */
+  detectMs: number;
+  /** From the failed outcome to the next successful callout's outcome (the replacement's start included). */
+  restartMs: number;
+}
+
+type DeathKind = 'exit' | 'hang';
+
+interface LifecycleResult {
+  start: Record<Mode, StartSample[]>;
+  deaths: Record<Mode, Record<DeathKind, DeathSample[]>>;
+  /** Cycles whose failure was not the expected kind or whose next callout failed too (not counted above). */
+  unexpected: string[];
+  restarts: Record<Mode, number>;
+  logLines: number;
+}
+
+const SERVER_HOOKS = new ServerHooks();
+
+/** open (start the worker, import, version()), load(), the first callout, stop: one library on its own LibraryHost. */
+async function startOnce(mode: Mode, io: IOService): Promise<StartSample> {
+  const config = HookLibraryConfigSchema.parse({
+    library: 'bench/fixtures/noop-select-key.mjs',
+    sandbox: { isolation: mode, 'callout-timeout-ms': 5000 },
+  });
+  const host = new LibraryHost(config, 1, { hookPoints: SERVER_HOOKS.getHookNames(), io, baseDir: ROOT, onRegistrationsChanged: () => {} });
+  const t0 = performance.now();
+  await host.open();
+  const t1 = performance.now();
+  await host.start();
+  const t2 = performance.now();
+  const outcome = await host.call('select_key', NextStep.CONTINUE, { current_server: CURRENT_SERVER, tsig_key: TSIG_KEY });
+  const t3 = performance.now();
+  await host.stop();
+  const t4 = performance.now();
+  if (outcome.failure) throw new Error(`${mode} mode: the first callout failed: ${outcome.failure.kind}: ${outcome.failure.message}`);
+  return { openMs: t1 - t0, loadMs: t2 - t1, firstCallMs: t3 - t2, stopMs: t4 - t3 };
+}
+
+/** Makes the library's worker die (process.exit, or a spin past the deadline), then calls it again until it answers. */
+async function dieAndRecover(hooks: HooksManager, handle: CalloutHandle, kind: DeathKind): Promise<DeathSample | string> {
+  handle.setArgument('bench_mode', kind === 'exit' ? 'exit' : 'spin');
+  const t0 = performance.now();
+  const failed = await hooks.callCallouts('select_key', handle);
+  const t1 = performance.now();
+  handle.setArgument('bench_mode', 'noop');
+  const next = await hooks.callCallouts('select_key', handle);
+  const t2 = performance.now();
+  const expected = kind === 'exit' ? 'exit' : 'timeout';
+  const got = failed.failures[0]?.failure.kind ?? 'no failure';
+  if (got !== expected) return `${kind}: the failing callout ended with ${got}, not ${expected}`;
+  const again = next.failures[0];
+  if (again) return `${kind}: the callout after the restart failed too (${again.failure.kind}: ${again.failure.message})`;
+  return { detectMs: t1 - t0, restartMs: t2 - t1 };
+}
+
+async function lifecycle(modes: Mode[]): Promise<LifecycleResult> {
+  const io = new IOService();
+  const result: LifecycleResult = {
+    start: { thread: [], process: [] },
+    deaths: { thread: { exit: [], hang: [] }, process: { exit: [], hang: [] } },
+    unexpected: [],
+    restarts: { thread: 0, process: 0 },
+    logLines: 0,
+  };
+  for (const mode of modes) await startOnce(mode, io); // warm-up
+  const startT0 = performance.now();
+  for (let i = 0; i < LIFECYCLE.starts && performance.now() - startT0 < LIFECYCLE.startMs; i++) {
+    for (const mode of modes) result.start[mode].push(await startOnce(mode, io));
+  }
+
+  // The restarts log a warning and an error each: counted, not printed.
+  Logger.setSink(() => {
+    result.logLines++;
+  });
+  const managers = new Map<Mode, { hooks: HooksManager; handle: CalloutHandle }>();
+  for (const mode of modes) {
+    const hooks = new HooksManager({ baseDir: ROOT });
+    await hooks.loadLibraries([
+      {
+        library: 'bench/fixtures/spin-crash.mjs',
+        sandbox: { isolation: mode, 'callout-timeout-ms': HANG_TIMEOUT_MS, 'max-restarts': 1_000_000, 'restart-window-s': 1, 'on-failure': 'continue' },
+      },
+    ]);
+    const handle = await hooks.createCalloutHandle();
+    handle.setArgument('current_server', CURRENT_SERVER).setArgument('tsig_key', TSIG_KEY);
+    managers.set(mode, { hooks, handle });
+  }
+  const kinds: DeathKind[] = ['exit', 'hang'];
+  for (const mode of modes) for (const kind of kinds) await dieAndRecover(managers.get(mode)!.hooks, managers.get(mode)!.handle, kind); // warm-up
+  const deathT0 = performance.now();
+  for (let i = 0; i < LIFECYCLE.deaths && performance.now() - deathT0 < LIFECYCLE.deathMs; i++) {
+    for (const mode of modes) {
+      for (const kind of kinds) {
+        const { hooks, handle } = managers.get(mode)!;
+        const sample = await dieAndRecover(hooks, handle, kind);
+        if (typeof sample === 'string') result.unexpected.push(`${mode}: ${sample}`);
+        else result.deaths[mode][kind].push(sample);
+      }
+    }
+  }
+  for (const [mode, { hooks }] of managers) {
+    result.restarts[mode] = hooks.getLibraryStatistics()[0]!.restarts;
+    await hooks.unloadLibraries();
+  }
+  Logger.setSink((r: LogRecord) => process.stderr.write(`${r.severity} [${r.logger}] ${r.id} ${r.text}\n`));
+  return result;
+}
+
+// ---------------------------------------------------------------------------
 
 const fmt = (n: number, digits = 2): string => n.toFixed(digits);
 
@@ -352,6 +551,17 @@ async function main(): Promise<void> {
   await setKey.loadLibraries([{ library: 'bench/fixtures/set-key-select-key.mjs', sandbox: { 'callout-timeout-ms': 5000 } }]);
   const setKeyHandles: CalloutHandle[] = [];
   for (let i = 0; i < 64; i++) setKeyHandles.push(await setKey.createCalloutHandle());
+  // The same no-op library in a sandboxed child process, when this host can build the sandbox.
+  const sandbox = processSandboxSupport();
+  let proc: HooksManager | undefined;
+  let rawIpc: RawIpcEcho | undefined;
+  const procHandles: CalloutHandle[] = [];
+  if (sandbox.ok) {
+    proc = new HooksManager({ baseDir: ROOT });
+    await proc.loadLibraries([{ library: 'bench/fixtures/noop-select-key.mjs', sandbox: { isolation: 'process', 'callout-timeout-ms': 5000 } }]);
+    for (let i = 0; i < 64; i++) procHandles.push(await proc.createCalloutHandle());
+    rawIpc = new RawIpcEcho();
+  }
 
   const results = new Map<string, RoundResult[]>();
   const levels: InFlight[] = [1, 64];
@@ -360,6 +570,12 @@ async function main(): Promise<void> {
     ['raw-batched', raw.batched],
     ['d2box', d2box],
     ['d2box-set', d2boxCaller(setKey, setKeyHandles)],
+    ...(proc && rawIpc
+      ? ([
+          ['d2box-process', d2boxCaller(proc, procHandles)],
+          ['raw-ipc-batched', rawIpc.batched],
+        ] as [string, Call][])
+      : []),
   ];
   for (const inFlight of levels) {
     for (const [, call] of impls) await drive(call, inFlight, LOAD[inFlight].warmup, 5_000);
@@ -382,6 +598,10 @@ async function main(): Promise<void> {
     console.log(row('(raw, batched)', inFlight, m('raw-batched', inFlight)));
     console.log(row('d2box callout', inFlight, m('d2box', inFlight)));
     console.log(row('(d2box, sets key)', inFlight, m('d2box-set', inFlight)));
+    if (proc) {
+      console.log(row('d2box process', inFlight, m('d2box-process', inFlight)));
+      console.log(row('(raw IPC, batched)', inFlight, m('raw-ipc-batched', inFlight)));
+    }
   }
   const ratio1 = m('d2box', 1).usPerCall / m('raw', 1).usPerCall;
   const ratio64 = m('d2box', 64).usPerCall / m('raw', 64).usPerCall;
@@ -391,6 +611,26 @@ async function main(): Promise<void> {
     `(reference: d2box/raw batched per turn: 1 in flight ${fmt(m('d2box', 1).usPerCall / m('raw-batched', 1).usPerCall)}×, ` +
       `64 in flight ${fmt(m('d2box', 64).usPerCall / m('raw-batched', 64).usPerCall)}×)`,
   );
+  let procRatio1 = NaN;
+  let procRatio64 = NaN;
+  let procOverThread64 = NaN;
+  if (proc) {
+    procRatio1 = m('d2box-process', 1).usPerCall / m('raw', 1).usPerCall;
+    procRatio64 = m('d2box-process', 64).usPerCall / m('raw', 64).usPerCall;
+    procOverThread64 = m('d2box-process', 64).usPerCall / m('d2box', 64).usPerCall;
+    console.log(
+      `ratio process/raw: 1 in flight ${fmt(procRatio1)}×   64 in flight ${fmt(procRatio64)}×   ` +
+        `process/thread: 1 in flight ${fmt(m('d2box-process', 1).usPerCall / m('d2box', 1).usPerCall)}×   64 in flight ${fmt(procOverThread64)}× (target ≤ 2)`,
+    );
+    console.log(
+      `(reference: process/raw IPC batched per turn: 1 in flight ${fmt(m('d2box-process', 1).usPerCall / m('raw-ipc-batched', 1).usPerCall)}×, ` +
+        `64 in flight ${fmt(m('d2box-process', 64).usPerCall / m('raw-ipc-batched', 64).usPerCall)}×)`,
+    );
+    await proc.unloadLibraries();
+    await rawIpc!.close();
+  } else {
+    console.log(`process mode:      skipped, this host cannot build its sandbox (${sandbox.detail})`);
+  }
 
   const idle = await idleHook(hooks, handles[0]!);
   console.log(`idle hook point:   ${fmt(idle.awaited, 3)} µs/call awaited (target < 1); ${fmt(idle.sync, 3)} µs/call without awaiting`);
@@ -407,9 +647,49 @@ async function main(): Promise<void> {
   );
   console.log(`no-op library:     ${stats.calls} calls, failures ${Object.values(stats.failures).reduce((a, b) => a + b, 0)}, state ${stats.state}`);
 
+  const modes: Mode[] = sandbox.ok ? ['thread', 'process'] : ['thread'];
+  const life = await lifecycle(modes);
+  const med = (xs: number[]): number => (xs.length > 0 ? median(xs) : NaN);
+  const startMed = (mode: Mode, pick: (s: StartSample) => number): number => med(life.start[mode].map(pick));
+  const deathMed = (mode: Mode, kind: DeathKind, pick: (s: DeathSample) => number): number => med(life.deaths[mode][kind].map(pick));
+  const startTotal = (s: StartSample): number => s.openMs + s.loadMs;
+  const lifeRow = (label: string, value: (mode: Mode) => number, rounds?: (mode: Mode) => number[]): string =>
+    label.padEnd(52) +
+    (['thread', 'process'] as Mode[]).map((mode) => (modes.includes(mode) ? fmt(value(mode), 1) : '-').padStart(10)).join('') +
+    (rounds ? '   ' + modes.map((mode) => `${mode} ${rounds(mode).map((x) => fmt(x, 0)).join('/')}`).join('; ') : '');
+  console.log('');
+  console.log(
+    `${'library lifecycle, ms (median)'.padEnd(52)}${'thread'.padStart(10)}${'process'.padStart(10)}   per sample ` +
+      `(${life.start.thread.length} starts, ${life.deaths.thread.exit.length}+${life.deaths.thread.hang.length} deaths per mode)`,
+  );
+  console.log(lifeRow('start: open (worker, import, version())', (mode) => startMed(mode, (s) => s.openMs)));
+  console.log(lifeRow('start: load()', (mode) => startMed(mode, (s) => s.loadMs)));
+  console.log(lifeRow('start: open+load', (mode) => startMed(mode, startTotal), (mode) => life.start[mode].map(startTotal)));
+  console.log(lifeRow('first callout after load', (mode) => startMed(mode, (s) => s.firstCallMs)));
+  console.log(lifeRow('stop (unload, worker ended)', (mode) => startMed(mode, (s) => s.stopMs)));
+  console.log(lifeRow('process.exit in a callout: call → failure', (mode) => deathMed(mode, 'exit', (s) => s.detectMs)));
+  console.log(
+    lifeRow('restart after process.exit: failure → next OK', (mode) => deathMed(mode, 'exit', (s) => s.restartMs), (mode) => life.deaths[mode].exit.map((s) => s.restartMs)),
+  );
+  console.log(lifeRow(`hang past ${HANG_TIMEOUT_MS} ms deadline: call → failure`, (mode) => deathMed(mode, 'hang', (s) => s.detectMs)));
+  console.log(
+    lifeRow('restart after a hang: failure → next OK', (mode) => deathMed(mode, 'hang', (s) => s.restartMs), (mode) => life.deaths[mode].hang.map((s) => s.restartMs)),
+  );
+  console.log(
+    `                   restarts ${modes.map((mode) => `${mode} ${life.restarts[mode]}`).join(', ')}; ${life.logLines} log lines; ` +
+      `${life.unexpected.length} unexpected outcomes${life.unexpected.length > 0 ? ` (first: ${life.unexpected[0]})` : ''}`,
+  );
+
   await hooks.unloadLibraries();
   await setKey.unloadLibraries();
   await raw.close();
+  const restartOf = (mode: Mode, kind: DeathKind): number => deathMed(mode, kind, (s) => s.restartMs);
+  console.log(
+    `process_ratio_1=${fmt(procRatio1)} process_ratio_64=${fmt(procRatio64)} process_thread_64=${fmt(procOverThread64)} ` +
+      `start_ms_thread=${fmt(startMed('thread', startTotal), 1)} start_ms_process=${fmt(modes.includes('process') ? startMed('process', startTotal) : NaN, 1)} ` +
+      `restart_exit_ms_thread=${fmt(restartOf('thread', 'exit'), 1)} restart_exit_ms_process=${fmt(modes.includes('process') ? restartOf('process', 'exit') : NaN, 1)} ` +
+      `restart_hang_ms_thread=${fmt(restartOf('thread', 'hang'), 1)} restart_hang_ms_process=${fmt(modes.includes('process') ? restartOf('process', 'hang') : NaN, 1)}`,
+  );
   console.log(`ratio_1=${fmt(ratio1)} ratio_64=${fmt(ratio64)} idle_hook_us=${fmt(idle.awaited, 3)} loop_delay_p99_ms=${fmt(c.p99ms)}`);
 }
 
