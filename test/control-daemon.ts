@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { wrapCommand } from './support/child-process.js';
 
 export const CLI = resolve('dist/src/cli.js');
 
@@ -69,9 +70,10 @@ export class Daemon {
   constructor(
     readonly configFile: string,
     readonly socketPath: string | undefined,
-    opts: { env?: Record<string, string>; pauseStdout?: boolean; args?: string[] } = {},
+    /** `wrap`: a command prefix such as `ip netns exec NS` (support/child-process.ts wrapCommand). */
+    opts: { env?: Record<string, string>; pauseStdout?: boolean; args?: string[]; wrap?: string[] } = {},
   ) {
-    this.child = spawn(process.execPath, [CLI, ...(opts.args ?? []), '-c', configFile], {
+    this.child = spawn(...wrapCommand(opts.wrap, process.execPath, [CLI, ...(opts.args ?? []), '-c', configFile]), {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...opts.env },
     });
@@ -126,6 +128,15 @@ export class Daemon {
   async stat(name: string): Promise<number> {
     const a = await this.command('statistic-get', { name });
     return a.arguments?.[name]?.[0]?.[0] ?? NaN;
+  }
+
+  /** Every statistic's latest value (statistic-get-all). */
+  async stats(): Promise<Record<string, number>> {
+    const a = await this.command('statistic-get-all');
+    if (a.result !== 0) throw new Error(`statistic-get-all: ${JSON.stringify(a)}`);
+    const s: Record<string, number> = {};
+    for (const [k, v] of Object.entries(a.arguments as Record<string, [number, string][]>)) s[k] = v[0]![0];
+    return s;
   }
 
   /** SIGTERM, then SIGKILL if it does not exit within the bound; the exit code. */

@@ -42,16 +42,15 @@
  * temp files removed, also on failure. If the machine cannot create network
  * namespaces the test fails saying so. D2BOX_NETNS_DEBUG=1 prints the logs.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reverseIpAddress } from '../src/config/domains.js';
 import { readZone, startBind9, type Bind9Server, type DigRecord } from './support/bind9.js';
-import { stopChild, wrapCommand } from './support/child-process.js';
+import { wrapCommand } from './support/child-process.js';
 import { dhcidFromClientId, startKeaDhcp4, type KeaDhcp4Server } from './support/kea-dhcp4.js';
 import { createNetnsPair, listNetns, runBounded, type NetnsPair, type RunResult } from './support/netns.js';
-import { CLI, command, sleep, tempDir, writeJson, type Answer } from './control-daemon.js';
+import { Daemon, sleep, tempDir, writeJson, type Answer } from './control-daemon.js';
 
 const FWD = 'kea.example';
 const REV4 = '2.0.192.in-addr.arpa';
@@ -91,50 +90,6 @@ afterAll(async () => {
   const left = await listNetns();
   for (const n of names) expect(left, 'namespaces left behind').not.toContain(n);
 }, 20_000);
-
-/** d2box (`node dist/src/cli.js -c FILE`) inside a namespace; its control socket is a file, so reachable from here. */
-class NetnsDaemon {
-  readonly child: ChildProcess;
-  readonly pid: number;
-  private out = '';
-  constructor(wrap: string[], configFile: string, readonly socketPath: string) {
-    this.child = spawn(...wrapCommand(wrap, process.execPath, [CLI, '-c', configFile]), { stdio: ['ignore', 'pipe', 'pipe'] });
-    if (this.child.pid === undefined) throw new Error('d2box did not start');
-    this.pid = this.child.pid;
-    const add = (d: Buffer) => { if (this.out.length < 4_000_000) this.out += d.toString('utf8'); };
-    this.child.stdout!.on('data', add);
-    this.child.stderr!.on('data', add);
-  }
-  log(): string {
-    return this.out;
-  }
-  async ready(timeoutMs = 20_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (let i = 0; i < 400 && Date.now() < deadline; i++) {
-      if (this.child.exitCode !== null) throw new Error(`d2box exited with ${this.child.exitCode}:\n${this.out.slice(-3000)}`);
-      try {
-        if ((await command(this.socketPath, 'status-get')).result === 0) return;
-      } catch {
-        // not listening yet
-      }
-      await sleep(50);
-    }
-    throw new Error(`d2box's control socket ${this.socketPath} never answered:\n${this.out.slice(-3000)}`);
-  }
-  command(cmd: string, args?: unknown): Promise<Answer> {
-    return command(this.socketPath, cmd, args);
-  }
-  async stats(): Promise<Record<string, number>> {
-    const a = await this.command('statistic-get-all');
-    if (a.result !== 0) throw new Error(`statistic-get-all: ${JSON.stringify(a)}`);
-    const s: Record<string, number> = {};
-    for (const [k, v] of Object.entries(a.arguments as Record<string, [number, string][]>)) s[k] = v[0]![0];
-    return s;
-  }
-  stop(): Promise<void> {
-    return stopChild(this.child, this.pid, 10_000);
-  }
-}
 
 interface CsvLease {
   address: string;
@@ -180,7 +135,7 @@ async function runChain(hooks?: unknown[]): Promise<ChainResult> {
   const secret = randomBytes(32).toString('base64');
   const tmp = tempDir('d2box-netns-');
   let bind: Bind9Server | undefined;
-  let d2: NetnsDaemon | undefined;
+  let d2: Daemon | undefined;
   let kea: KeaDhcp4Server | undefined;
   try {
     bind = await startBind9({
@@ -205,7 +160,7 @@ async function runChain(hooks?: unknown[]): Promise<ChainResult> {
         ...(hooks ? { 'hooks-libraries': hooks } : {}),
       },
     });
-    d2 = new NetnsDaemon(ns.serverExec, conf, socket);
+    d2 = new Daemon(conf, socket, { wrap: ns.serverExec });
     await d2.ready();
 
     kea = await startKeaDhcp4(
@@ -284,13 +239,13 @@ async function runChain(hooks?: unknown[]): Promise<ChainResult> {
       ...(hooks ? { hooksStatus: await d2.command('hooks-status') } : {}),
       zone,
       expected,
-      d2Log: d2.log(),
+      d2Log: (d2.stderr() + d2.stdout()),
     };
-    if (DEBUG) console.log(kea.log().slice(-6000), d2.log().slice(-6000));
+    if (DEBUG) console.log(kea.log().slice(-6000), (d2.stderr() + d2.stdout()).slice(-6000));
     if (DEBUG) console.log({ active: active.length, released: released.length, adds: result.keaAdds, removes: result.keaRemoves, stats, hooks: JSON.stringify(result.hooksStatus) });
     return result;
   } catch (e) {
-    if (DEBUG) console.log(kea?.log().slice(-6000), d2?.log().slice(-6000), bind?.log().slice(-3000));
+    if (DEBUG) console.log(kea?.log().slice(-6000), (d2 ? d2.stderr() + d2.stdout() : '').slice(-6000), bind?.log().slice(-3000));
     throw e;
   } finally {
     await kea?.stop();
