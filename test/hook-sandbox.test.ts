@@ -64,7 +64,8 @@ type Attack = (typeof ATTACKS)[number];
 const PLACES = ['load', 'timer', 'io-timer', 'callout'] as const;
 type Place = (typeof PLACES)[number];
 
-const LABELS: Record<Attack | 'oom', string> = {
+type Row = Attack | 'oom' | 'hang' | 'cpu';
+const LABELS: Record<Row, string> = {
   'read-config': "read the daemon's configuration file (TSIG secret inside)",
   'read-key-file': 'read a TSIG key file',
   'read-shadow': 'read `/etc/shadow`',
@@ -78,6 +79,8 @@ const LABELS: Record<Attack | 'oom', string> = {
   'control-socket': 'connect to a unix control socket',
   signal: 'signal the daemon (`process.kill(pid, "SIGUSR2")`)',
   oom: 'exhaust memory (`max-heap-mb` 64)',
+  hang: 'loop forever in a callout (`callout-timeout-ms` 500)',
+  cpu: 'burn CPU past `max-cpu-seconds` 1 (`callout-timeout-ms` 15000)',
 };
 
 interface Attempt {
@@ -122,7 +125,7 @@ const onSignal = (): void => {
 let logs: LogRecord[] = [];
 const managers: HooksManager[] = [];
 /** Table cells: attempt → column → text. */
-const measured: Partial<Record<Attack | 'oom', Record<string, string>>> = {};
+const measured: Partial<Record<Row, Record<string, string>>> = {};
 
 beforeAll(async () => {
   // A hostile library that signals its "daemon" in thread mode signals this process.
@@ -342,7 +345,7 @@ function table(): string {
     `| attempt (from load, a timer, an IOService timer, select_key) | \`thread\` | \`process\` | bubblewrap + prlimit alone (permission model off) |`,
     '| --- | --- | --- | --- |',
   ];
-  for (const attack of [...ATTACKS, 'oom'] as const) {
+  for (const attack of [...ATTACKS, 'oom', 'hang', 'cpu'] as const) {
     const row = measured[attack] ?? {};
     lines.push(`| ${LABELS[attack]} | ${COLUMNS.map((c) => row[c] ?? '—').join(' | ')} |`);
   }
@@ -355,6 +358,20 @@ function expectNoSecrets(value: unknown): void {
   expect(text).not.toContain(KEY_SECRET);
   expect(text).not.toContain(FILE_SECRET);
   expect(text).not.toMatch(/root:[^:]*:\d+:/); // a line of /etc/shadow
+}
+
+/** PIDs of this host's processes with `arg` in their command line. */
+function processesWith(arg: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').includes(arg)) pids.push(Number(entry));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return pids;
 }
 
 /** Files the library left in the folder it may not write. */
@@ -439,6 +456,56 @@ describe('isolation "process": a hostile library', () => {
       clearInterval(ticker);
     }
     await stop(hooks);
+  });
+
+  it('a callout that never ends: timed out, the whole sandbox killed (no process left behind), replaced', async () => {
+    // A heap size no other test uses marks this library's sandbox processes in /proc.
+    const flag = '--max-old-space-size=67';
+    const hooks = await start({ isolation: 'process', 'callout-timeout-ms': 500, 'max-heap-mb': 67 }, { params: { 'attack-in-load': false } });
+    const first = processesWith(flag);
+    expect(first.length).toBeGreaterThan(0);
+    const d = await selectKey(hooks, 'spin');
+    expect(d.failures).toEqual([{ library: HOSTILE, failure: expect.objectContaining({ kind: 'timeout' }) }]);
+    await waitFor('the replacement to be ready', () => stats(hooks).state === 'ready');
+    await waitFor('the spinning sandbox to be gone', () => first.every((pid) => !processesWith(flag).includes(pid)), 5000);
+    expect((await selectKey(hooks)).failures).toEqual([]);
+    const s = stats(hooks);
+    expect(s).toMatchObject({ restarts: 1, timeouts: 1 });
+    (measured.hang ??= {}).process = `\`timeout\`, sandbox killed (no process left), replaced (restarts ${s.restarts})`;
+    await stop(hooks);
+    await waitFor('no sandbox process left after unload', () => processesWith(flag).length === 0, 5000);
+  });
+
+  it('burning CPU past max-cpu-seconds: the kernel ends the sandbox long before the callout deadline; replaced', async () => {
+    const hooks = await start({ isolation: 'process', 'max-cpu-seconds': 1, 'callout-timeout-ms': 15_000 }, { params: { 'attack-in-load': false } });
+    const t0 = performance.now();
+    const d = await selectKey(hooks, 'spin');
+    const ms = Math.round(performance.now() - t0);
+    expect(ms).toBeLessThan(10_000);
+    expect(d.failures).toHaveLength(1);
+    const failure = d.failures[0]!.failure;
+    expect(failure.kind).not.toBe('timeout');
+    await waitFor('the replacement to be ready', () => stats(hooks).state === 'ready');
+    expect((await selectKey(hooks)).failures).toEqual([]);
+    expect(stats(hooks).restarts).toBe(1);
+    (measured.cpu ??= {}).process = `ended after ${ms} ms, replaced; counted as \`${failure.kind}\` ("${failure.message}")`;
+    await stop(hooks);
+  });
+
+  // BUG (src/hooks/process-pool.ts, deathError): the child is prlimit -> bwrap, and bwrap
+  // (its own PID namespace) reports a command killed by a signal as exit code 128+signal,
+  // so `signal` is always null there: RLIMIT_CPU's kill comes back as "worker exited with
+  // code 137" and LibraryHost counts it as kind `exit`, "library exited its worker", as if
+  // the library had called process.exit. The SIGXCPU/"CPU time" branch never matches.
+  it.fails('the failure of a library killed at max-cpu-seconds names the CPU limit, not an exit of the library', async () => {
+    const hooks = await start({ isolation: 'process', 'max-cpu-seconds': 1, 'callout-timeout-ms': 15_000 }, { params: { 'attack-in-load': false } });
+    try {
+      const d = await selectKey(hooks, 'spin');
+      expect(d.failures[0]?.failure.kind).not.toBe('exit');
+      expect(d.failures[0]?.failure.message).toMatch(/CPU time|max-cpu-seconds/);
+    } finally {
+      await stop(hooks);
+    }
   });
 
   it('"allow-write": [dir] lets it write there and nowhere else', async () => {
@@ -573,6 +640,18 @@ describe('isolation "thread": the same library, measured', () => {
     expect(s).toMatchObject({ isolation: 'thread', restarts: 1 });
     expect(s.failures.oom).toBe(1);
     (measured.oom ??= {}).thread = `\`oom\` failure, thread replaced (restarts ${s.restarts})`;
+    await stop(hooks);
+  });
+
+  it('a callout that never ends: timed out, the thread terminated and replaced; no CPU limit of its own', async () => {
+    const hooks = await start({ isolation: 'thread', 'callout-timeout-ms': 500 }, { params: { 'attack-in-load': false } });
+    const d = await selectKey(hooks, 'spin');
+    expect(d.failures).toEqual([{ library: HOSTILE, failure: expect.objectContaining({ kind: 'timeout' }) }]);
+    await waitFor('the replacement thread to be ready', () => stats(hooks).state === 'ready');
+    expect((await selectKey(hooks)).failures).toEqual([]);
+    expect(stats(hooks)).toMatchObject({ restarts: 1, timeouts: 1 });
+    (measured.hang ??= {}).thread = `\`timeout\`, thread terminated, replaced (restarts ${stats(hooks).restarts})`;
+    (measured.cpu ??= {}).thread = 'no CPU limit (`max-cpu-seconds` is process mode only): only `callout-timeout-ms` ends it';
     await stop(hooks);
   });
 });
