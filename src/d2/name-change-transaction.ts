@@ -282,7 +282,9 @@ export abstract class NameChangeTransaction {
     } finally {
       if (this.handle) {
         try {
-          await this.handle.destroy();
+          // Without context_destroy callouts this settles at once: no wait for another turn.
+          if (this.handle.hasDestroyCallouts) await this.handle.destroy();
+          else void this.handle.destroy();
         } catch {
           // context_destroy failures are the hooks layer's to report
         }
@@ -466,8 +468,11 @@ export abstract class NameChangeTransaction {
     const hooks = this.ctx.hooks;
     if (hooks?.calloutsPresent('select_key')) {
       await selectKeyTurn();
-      this.handle ??= await hooks.createCalloutHandle();
-      const handle = this.handle;
+      let handle = this.handle;
+      if (!handle) {
+        const opened = hooks.openCalloutHandle();
+        handle = this.handle = opened instanceof Promise ? await opened : opened;
+      }
       const current: Record<string, unknown> = { 'ip-address': server['ip-address'], port: server.port };
       if (keyName) current['key-name'] = keyName;
       handle.setArgument('current_server', current);

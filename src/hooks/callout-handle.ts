@@ -7,6 +7,8 @@
  */
 import { NextStep, type NextStepStatus } from './protocol.js';
 
+const DONE: Promise<void> = Promise.resolve();
+
 export class NoSuchArgument extends Error {
   override name = 'NoSuchArgument';
 }
@@ -77,11 +79,22 @@ export class CalloutHandle {
     else this.contexts.set(libraryIndex, context);
   }
 
+  /** Whether destroy() has context_destroy callouts to run (else it settles at once). */
+  get hasDestroyCallouts(): boolean {
+    return this.destroyHook !== undefined && !this.destroyed;
+  }
+
   /** Runs context_destroy callouts (once); call when the request is over. */
-  async destroy(): Promise<void> {
-    if (this.destroyed) return;
+  destroy(): Promise<void> {
+    if (this.destroyed) return DONE;
     this.destroyed = true;
-    if (this.destroyHook) await this.destroyHook();
-    this.contexts.clear();
+    const hook = this.destroyHook;
+    if (!hook) {
+      this.contexts.clear();
+      return DONE;
+    }
+    return hook().then(() => {
+      this.contexts.clear();
+    });
   }
 }

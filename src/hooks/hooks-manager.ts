@@ -198,6 +198,21 @@ export class HooksManager {
     return handle;
   }
 
+  /**
+   * createCalloutHandle without a promise when no library has a context_create
+   * callout (the usual case): the handle at once, context_destroy wired as there.
+   */
+  openCalloutHandle(): CalloutHandle | Promise<CalloutHandle> {
+    if (this.byHook.has('context_create')) return this.createCalloutHandle();
+    const handle = new CalloutHandle();
+    if (this.byHook.has('context_destroy')) {
+      handle.onDestroy(async () => {
+        await this.callCallouts('context_destroy', handle);
+      });
+    }
+    return handle;
+  }
+
   calloutsPresent(hook: string): boolean {
     return this.byHook.has(hook);
   }

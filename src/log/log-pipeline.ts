@@ -69,6 +69,25 @@ function formatTime(fmt: string, d: Date, utc: boolean): string {
   });
 }
 
+/**
+ * A %d / %D conversion: the text is built once per millisecond (records logged
+ * in the same millisecond share it), not once per record.
+ */
+function timeFormatter(fmt: string, utc: boolean): Formatter {
+  let lastMs = NaN;
+  let lastText = '';
+  return (r) => {
+    const ms = r.time.getTime();
+    if (ms !== lastMs) {
+      lastText = formatTime(fmt, r.time, utc);
+      lastMs = ms;
+    }
+    return lastText;
+  };
+}
+
+const pidText = String(process.pid);
+
 /** Compiles a log4cplus-style pattern into a formatter. */
 export function compilePattern(pattern: string): Formatter {
   const parts: Formatter[] = [];
@@ -83,12 +102,12 @@ export function compilePattern(pattern: string): Formatter {
     const arg = m[3]?.slice(1, -1);
     let f: Formatter;
     switch (conv) {
-      case 'd': f = (r) => formatTime(arg ?? '%Y-%m-%d %H:%M:%S', r.time, true); break;
-      case 'D': f = (r) => formatTime(arg ?? '%Y-%m-%d %H:%M:%S', r.time, false); break;
+      case 'd': f = timeFormatter(arg ?? '%Y-%m-%d %H:%M:%S', true); break;
+      case 'D': f = timeFormatter(arg ?? '%Y-%m-%d %H:%M:%S', false); break;
       case 'p': f = (r) => r.severity; break;
       case 'c': f = (r) => r.logger; break;
-      case 'i': f = () => String(process.pid); break;
-      case 't': f = () => String(process.pid); break;
+      case 'i': f = () => pidText; break;
+      case 't': f = () => pidText; break;
       case 'm': f = (r) => `${r.id} ${r.text}`; break;
       case 'n': f = () => '\n'; break;
       case '%': f = () => '%'; break;
@@ -165,36 +184,82 @@ function flushDest(d: Dest): Promise<void> {
   });
 }
 
-class ConsoleOutput implements Output {
-  private readonly dest: Dest;
-  constructor(readonly key: string, fd: 1 | 2, flush: boolean) {
-    this.dest = makeDest(fd, flush);
-  }
+/**
+ * Lines logged in one turn of the event loop go to the destination together,
+ * in one write (so one fs.write on libuv's thread pool, not one per line: at
+ * thousands of NCRs a second, a write and a thread wake-up per line compete with
+ * the main loop for the CPU). A turn that logs more than BATCH_BYTES hands its
+ * lines over as it goes. flush() and close() hand over what is pending first,
+ * so nothing logged before them is left behind; the order of lines is kept.
+ */
+const BATCH_BYTES = 64 * 1024;
+
+abstract class BatchedOutput implements Output {
+  private pending = '';
+  private scheduled = false;
+  private readonly drainPending = (): void => {
+    this.scheduled = false;
+    this.handOver();
+  };
+  protected abstract dest: Dest;
+  abstract readonly key: string;
+
   write(line: string): void {
-    this.dest.write(line);
+    this.pending += line;
+    if (this.pending.length >= BATCH_BYTES) this.handOver();
+    else if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.drainPending);
+    }
   }
+
+  /** What is pending, to the destination now. */
+  protected handOver(): void {
+    if (this.pending.length === 0) return;
+    const text = this.pending;
+    this.pending = '';
+    try {
+      this.dest.write(text);
+    } catch {
+      dropped++; // destroyed destination
+    }
+  }
+
   flush(): Promise<void> {
+    this.handOver();
     return flushDest(this.dest);
+  }
+
+  abstract close(): Promise<void>;
+}
+
+class ConsoleOutput extends BatchedOutput {
+  protected readonly dest: Dest;
+  constructor(readonly key: string, fd: 1 | 2, flush: boolean) {
+    super();
+    this.dest = makeDest(fd, flush);
   }
   async close(): Promise<void> {
     await this.flush();
   }
 }
 
-class FileOutput implements Output {
-  private dest: Dest;
+class FileOutput extends BatchedOutput {
+  protected dest: Dest;
   private size: number;
   constructor(readonly key: string, private readonly path: string, flush: boolean, private readonly maxsize: number, private readonly maxver: number) {
+    super();
     this.dest = makeDest(path, flush);
     this.size = existsSync(path) ? statSync(path).size : 0;
   }
-  write(line: string): void {
-    this.dest.write(line);
+  override write(line: string): void {
+    super.write(line);
     this.size += Buffer.byteLength(line);
     if (this.maxsize > 0 && this.maxver > 0 && this.size >= this.maxsize) this.rotate();
   }
   /** file.(n-1) → file.n ... file → file.1; then the destination reopens `file` (bytes still buffered go there). */
   private rotate(): void {
+    this.handOver();
     try {
       for (let i = this.maxver - 1; i >= 1; i--) {
         if (existsSync(`${this.path}.${i}`)) renameSync(`${this.path}.${i}`, `${this.path}.${i + 1}`);
@@ -205,9 +270,6 @@ class FileOutput implements Output {
       // The file went away or cannot be renamed: keep writing where we are.
     }
     this.size = 0;
-  }
-  flush(): Promise<void> {
-    return flushDest(this.dest);
   }
   async close(): Promise<void> {
     await this.flush();
