@@ -27,6 +27,10 @@
  * D2BENCH_NODE_ARGS adds node options to the d2box daemon (e.g. --cpu-prof);
  * D2BENCH_D2BOX_CLI runs another build of d2box (a cli.js path); D2BENCH_KEEP
  * keeps the daemons' temp dirs (configuration, log).
+ * --compare CLI (a cli.js of another build, e.g. the commit before a change, built
+ * elsewhere) runs each d2box daemon a second time per round with that build, as
+ * `<daemon>@compare`, taking turns with the others: on a noisy machine two
+ * builds are only comparable side by side. --help prints this.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
@@ -61,23 +65,39 @@ const { values: args } = parseArgs({
     targets: { type: 'string' },
     daemons: { type: 'string' },
     severity: { type: 'string' },
+    compare: { type: 'string' },
+    help: { type: 'boolean', default: false },
   },
   strict: true,
 });
+if (args.help) {
+  // The options and environment, as the header of this file gives them.
+  const src = readFileSync(fileURLToPath(import.meta.url), 'utf8');
+  const doc = /\/\*\*([^]*?)\*\//.exec(src)?.[1] ?? '';
+  console.log(doc.split('\n').map((l) => l.replace(/^ \* ?/, '')).join('\n').trim());
+  process.exit(0);
+}
+if (args.compare !== undefined && !existsSync(args.compare)) throw new Error(`--compare: no such file ${args.compare}`);
 const QUICK = args.quick === true;
 const N = Number(args.n ?? (QUICK ? 100 : 5000));
 const RUNS = Number(args.runs ?? (QUICK ? 1 : 3));
 const WINDOW = Number(args.window ?? 128);
 const WARMUP = Number(args.warmup ?? (QUICK ? 50 : 1000));
 const TARGETS = (args.targets?.split(',') ?? ALL_TARGETS) as TargetKind[];
-const DAEMONS = (args.daemons?.split(',') ?? ALL_DAEMONS) as DaemonKind[];
+const KINDS = (args.daemons?.split(',') ?? ALL_DAEMONS) as DaemonKind[];
+/** Another build's cli.js: each d2box daemon also runs with it, as `<daemon>@compare`. */
+const COMPARE_CLI = args.compare;
+/** A daemon as run and reported: its kind, `@compare` when it runs the --compare build. */
+type DaemonLabel = DaemonKind | `${DaemonKind}@compare`;
+const DAEMONS: DaemonLabel[] = KINDS.flatMap((k): DaemonLabel[] => (COMPARE_CLI && k !== 'kea' ? [k, `${k}@compare`] : [k]));
+const kindOf = (d: DaemonLabel): DaemonKind => d.split('@')[0] as DaemonKind;
 /** Both daemons' `loggers` (root logger to stdout at this severity); by default none: each logs as it does out of the box (INFO). */
 const SEVERITY = args.severity;
 for (const [k, v] of Object.entries({ N, RUNS, WINDOW, WARMUP })) {
   if (!Number.isInteger(v) || v < (k === 'WARMUP' ? 0 : 1)) throw new Error(`bad ${k}: ${v}`);
 }
 if (TARGETS.some((t) => !ALL_TARGETS.includes(t))) throw new Error(`--targets: one of ${ALL_TARGETS.join(',')}`);
-if (DAEMONS.some((d) => !ALL_DAEMONS.includes(d))) throw new Error(`--daemons: one of ${ALL_DAEMONS.join(',')}`);
+if (KINDS.some((d) => !ALL_DAEMONS.includes(d))) throw new Error(`--daemons: one of ${ALL_DAEMONS.join(',')}`);
 /** An NCR that has not completed this long after it was sent is lost. */
 const LOST_AFTER_MS = 10_000;
 const CLK_TCK = 100;
@@ -210,7 +230,8 @@ function udpPortBound(port: number): boolean {
   }
 }
 
-async function startDaemon(daemon: DaemonKind, dnsPort: number): Promise<Daemon & { ncrPort: number }> {
+async function startDaemon(label: DaemonLabel, dnsPort: number): Promise<Daemon & { ncrPort: number }> {
+  const daemon = kindOf(label);
   const dir = mkdtempSync(join(tmpdir(), `d2bench-${daemon.replace(/\W/g, '')}-`));
   const ncrPort = await freePort();
   const conf = join(dir, 'd2.json');
@@ -226,7 +247,7 @@ async function startDaemon(daemon: DaemonKind, dnsPort: number): Promise<Daemon 
     });
   } else {
     const extra = (process.env['D2BENCH_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
-    const cli = process.env['D2BENCH_D2BOX_CLI'] ?? join(ROOT, 'dist/src/cli.js');
+    const cli = label.endsWith('@compare') ? COMPARE_CLI! : (process.env['D2BENCH_D2BOX_CLI'] ?? join(ROOT, 'dist/src/cli.js'));
     child = spawn(process.execPath, [...extra, cli, '-c', conf], { cwd: dir, stdio: ['ignore', out, out] });
   }
   closeSync(out);
@@ -290,7 +311,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface RunResult {
   target: TargetKind;
-  daemon: DaemonKind;
+  daemon: DaemonLabel;
   run: number;
   ncrs: number;
   completed: number;
@@ -320,7 +341,7 @@ function takeIndexes(count: number): number {
   return first;
 }
 
-async function oneRun(target: TargetKind, daemon: DaemonKind, run: number, obs: Observer): Promise<RunResult> {
+async function oneRun(target: TargetKind, daemon: DaemonLabel, run: number, obs: Observer): Promise<RunResult> {
   const base: RunResult = { target, daemon, run, ncrs: 2 * N, completed: 0, lost: 2 * N, ncrPerSec: 0, p50: NaN, p99: NaN, cpu: NaN, rssMb: NaN, zones: {}, rcodes: {}, drops: NaN };
   const d = await startDaemon(daemon, obs.port);
   try {
@@ -408,8 +429,8 @@ function summarize(rs: RunResult[]): Summary {
   };
 }
 
-function printTable(target: TargetKind, results: RunResult[]): Map<DaemonKind, Summary> {
-  const sums = new Map<DaemonKind, Summary>();
+function printTable(target: TargetKind, results: RunResult[]): Map<DaemonLabel, Summary> {
+  const sums = new Map<DaemonLabel, Summary>();
   for (const d of DAEMONS) sums.set(d, summarize(results.filter((r) => r.target === target && r.daemon === d)));
   const title = target === 'fast' ? 'fast signing UPDATE responder' : 'BIND 9 (named -n 1) behind the counting relay';
   console.log(`\n## ${title}: ${N} adds + ${N} removes per run, window ${WINDOW}, ${RUNS} run(s)`);
@@ -445,7 +466,7 @@ async function main(): Promise<void> {
   })();
   console.log(`# d2box vs Kea kea-dhcp-ddns ${kea} — node ${process.version}, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')} at start`);
   const results: RunResult[] = [];
-  const summaries = new Map<TargetKind, Map<DaemonKind, Summary>>();
+  const summaries = new Map<TargetKind, Map<DaemonLabel, Summary>>();
   for (const target of TARGETS) {
     let bind: Bind9Server | undefined;
     let obs: Observer | undefined;

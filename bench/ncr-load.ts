@@ -80,7 +80,7 @@ export async function runLoad(opts: LoadOptions, source: CompletionSource): Prom
   const sentAt = new Float64Array(opts.count); // 0 = not sent
   const state = new Uint8Array(opts.count); // 0 waiting, 1 in flight, 2 done, 3 lost
   const latencies: number[] = [];
-  /** D2BENCH_DUMP=file: each completion as "ms since the phase began, latency ms" (for looking at tails). */
+  /** D2BENCH_DUMP=file: each completion as "ms since the phase began, latency ms" (for looking at tails); the header gives the phase's start on the process.hrtime clock (CLOCK_MONOTONIC, the same in every process). */
   const dump: string[] | undefined = process.env['D2BENCH_DUMP'] ? [] : undefined;
   const lost: number[] = [];
   let next = 0;
@@ -123,7 +123,7 @@ export async function runLoad(opts: LoadOptions, source: CompletionSource): Prom
       clearInterval(tick);
       source.onDone(undefined);
       for (let i = 0; i < opts.count; i++) if (state[i] !== 2 && state[i] !== 3) lost.push(opts.first + i);
-      if (dump) appendFileSync(process.env['D2BENCH_DUMP']!, `# phase ${opts.changeType} first ${opts.first}\n${dump.join('\n')}\n`);
+      if (dump) appendFileSync(process.env['D2BENCH_DUMP']!, `# phase ${opts.changeType} first ${opts.first} start ${startMs.toFixed(3)}\n${dump.join('\n')}\n`);
       sock.close();
       resolve({ sent: next, completed, lost, latencies, startMs, endMs });
     };
