@@ -64,7 +64,7 @@ type Attack = (typeof ATTACKS)[number];
 const PLACES = ['load', 'timer', 'io-timer', 'callout'] as const;
 type Place = (typeof PLACES)[number];
 
-type Row = Attack | 'oom' | 'hang' | 'cpu';
+type Row = Attack | 'oom' | 'hang' | 'cpu' | 'fds';
 const LABELS: Record<Row, string> = {
   'read-config': "read the daemon's configuration file (TSIG secret inside)",
   'read-key-file': 'read a TSIG key file',
@@ -81,6 +81,7 @@ const LABELS: Record<Row, string> = {
   oom: 'exhaust memory (`max-heap-mb` 64)',
   hang: 'loop forever in a callout (`callout-timeout-ms` 500)',
   cpu: 'burn CPU past `max-cpu-seconds` 1 (`callout-timeout-ms` 15000)',
+  fds: 'open files without end (`max-open-files` 64; in a thread, stopped at 200)',
 };
 
 interface Attempt {
@@ -103,6 +104,7 @@ interface HostileReport {
     server_config?: { secrets: unknown[]; text: string };
     tsig_key?: Record<string, unknown> | null;
   };
+  fds?: { opened: number; code?: string };
 }
 
 let tmp: string;
@@ -345,7 +347,7 @@ function table(): string {
     `| attempt (from load, a timer, an IOService timer, select_key) | \`thread\` | \`process\` | bubblewrap + prlimit alone (permission model off) |`,
     '| --- | --- | --- | --- |',
   ];
-  for (const attack of [...ATTACKS, 'oom', 'hang', 'cpu'] as const) {
+  for (const attack of [...ATTACKS, 'oom', 'hang', 'cpu', 'fds'] as const) {
     const row = measured[attack] ?? {};
     lines.push(`| ${LABELS[attack]} | ${COLUMNS.map((c) => row[c] ?? '—').join(' | ')} |`);
   }
@@ -508,6 +510,19 @@ describe('isolation "process": a hostile library', () => {
     }
   });
 
+  it('opening files without end stops at max-open-files (EMFILE); the library stays in service', async () => {
+    const hooks = await start({ isolation: 'process', 'max-open-files': 64 }, { params: { 'attack-in-load': false } });
+    const d = await selectKey(hooks, 'fds');
+    expect(d.failures).toEqual([]);
+    const fds = d.report!.fds!;
+    expect(fds.code).toBe('EMFILE');
+    expect(fds.opened).toBeLessThan(64);
+    expect((await selectKey(hooks)).failures).toEqual([]);
+    expect(stats(hooks)).toMatchObject({ restarts: 0, state: 'ready' });
+    (measured.fds ??= {}).process = `EMFILE after ${fds.opened} → the library's own limit; it stays in service`;
+    await stop(hooks);
+  });
+
   it('"allow-write": [dir] lets it write there and nowhere else', async () => {
     const hooks = await start({ isolation: 'process', 'allow-write': [allowedDir] }, { params: { 'allowed-dir': allowedDir } });
     const byPlace = await attackEverywhere(hooks);
@@ -643,8 +658,8 @@ describe('isolation "thread": the same library, measured', () => {
     await stop(hooks);
   });
 
-  it('a callout that never ends: timed out, the thread terminated and replaced; no CPU limit of its own', async () => {
-    const hooks = await start({ isolation: 'thread', 'callout-timeout-ms': 500 }, { params: { 'attack-in-load': false } });
+  it('a callout that never ends: timed out, the thread terminated and replaced; no CPU or open-file limit of its own', async () => {
+    const hooks = await start({ isolation: 'thread', 'callout-timeout-ms': 500 }, { params: { 'attack-in-load': false, 'fd-cap': 200 } });
     const d = await selectKey(hooks, 'spin');
     expect(d.failures).toEqual([{ library: HOSTILE, failure: expect.objectContaining({ kind: 'timeout' }) }]);
     await waitFor('the replacement thread to be ready', () => stats(hooks).state === 'ready');
@@ -652,6 +667,9 @@ describe('isolation "thread": the same library, measured', () => {
     expect(stats(hooks)).toMatchObject({ restarts: 1, timeouts: 1 });
     (measured.hang ??= {}).thread = `\`timeout\`, thread terminated, replaced (restarts ${stats(hooks).restarts})`;
     (measured.cpu ??= {}).thread = 'no CPU limit (`max-cpu-seconds` is process mode only): only `callout-timeout-ms` ends it';
+    const fds = (await selectKey(hooks, 'fds')).report!.fds!;
+    expect(fds).toEqual({ opened: 200 }); // from the daemon's own descriptor table
+    (measured.fds ??= {}).thread = 'all 200 opened → from the daemon\'s own descriptor table and limit';
     await stop(hooks);
   });
 });
