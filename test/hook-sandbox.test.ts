@@ -494,16 +494,13 @@ describe('isolation "process": a hostile library', () => {
     await stop(hooks);
   });
 
-  // BUG (src/hooks/process-pool.ts, deathError): the child is prlimit -> bwrap, and bwrap
-  // (its own PID namespace) reports a command killed by a signal as exit code 128+signal,
-  // so `signal` is always null there: RLIMIT_CPU's kill comes back as "worker exited with
-  // code 137" and LibraryHost counts it as kind `exit`, "library exited its worker", as if
-  // the library had called process.exit. The SIGXCPU/"CPU time" branch never matches.
-  it.fails('the failure of a library killed at max-cpu-seconds names the CPU limit, not an exit of the library', async () => {
+  // bwrap reports a command killed by a signal as exit code 128 + signal; prlimit's soft
+  // limit sends SIGXCPU, which the host must name as the CPU limit, not as an exit.
+  it('the failure of a library killed at max-cpu-seconds names the CPU limit, not an exit of the library', async () => {
     const hooks = await start({ isolation: 'process', 'max-cpu-seconds': 1, 'callout-timeout-ms': 15_000 }, { params: { 'attack-in-load': false } });
     try {
       const d = await selectKey(hooks, 'spin');
-      expect(d.failures[0]?.failure.kind).not.toBe('exit');
+      expect(d.failures[0]?.failure.kind).toBe('cpu-limit');
       expect(d.failures[0]?.failure.message).toMatch(/CPU time|max-cpu-seconds/);
     } finally {
       await stop(hooks);

@@ -22,7 +22,7 @@ import type { IOService } from './io-service.js';
 import { IOServiceBridge } from './io-service.js';
 import { seesSecrets, type HookLibraryConfig } from './library-config.js';
 import { LibraryStats, type LibraryState } from './library-stats.js';
-import { ProcessPool } from './process-pool.js';
+import { IpcCalloutPort, ProcessPool } from './process-pool.js';
 import { sandboxCommand } from './process-sandbox.js';
 import { SecretRedaction } from './secret-redaction.js';
 import { acceptIOServiceMessage, WorkerMessageSchema } from './protocol-schemas.js';
@@ -162,7 +162,8 @@ class InFlightTable {
 }
 
 interface Session {
-  port: MessagePort;
+  /** A MessagePort to the worker thread, or the sandboxed process's IPC channel. */
+  port: MessagePort | IpcCalloutPort;
   abort: AbortController;
   bridge: IOServiceBridge;
   loaded: boolean;
@@ -412,7 +413,7 @@ export class LibraryHost {
 
   private startSession(replacement = false): Promise<void> {
     const pool = this.pool!;
-    const callout = new MessageChannel();
+    const callout = pool instanceof ProcessPool ? { port1: new IpcCalloutPort(), port2: undefined } : new MessageChannel();
     const io = new MessageChannel();
     const abort = new AbortController();
     const bridge = new IOServiceBridge(this.deps.io, this.name, this.policy['callout-timeout-ms'], (err) => {
@@ -428,8 +429,10 @@ export class LibraryHost {
         session.abortedFor = { kind: 'load', message: `load() did not finish in ${this.policy['load-timeout-ms']} ms` };
         abort.abort();
       }, this.policy['load-timeout-ms']);
-      const task: SessionTask = { kind: 'session', calloutPort: callout.port2, ioPort: io.port2 };
-      pool.run(task, { transferList: [callout.port2, io.port2], signal: abort.signal }).then(
+      const run = callout.port2 === undefined
+        ? (pool as ProcessPool).run({ kind: 'session', calloutPort: callout.port1 as IpcCalloutPort, ioPort: io.port2 }, { signal: abort.signal })
+        : (pool as Piscina).run({ kind: 'session', calloutPort: callout.port2, ioPort: io.port2 } satisfies SessionTask, { transferList: [callout.port2, io.port2], signal: abort.signal });
+      run.then(
         (result: SessionResult) => this.onSessionEnded(session, undefined, result),
         (err: Error) => this.onSessionEnded(session, err, undefined),
       );
@@ -703,6 +706,7 @@ function classifyDeath(err: Error): { kind: FailureKind; message: string } {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ERR_WORKER_OUT_OF_MEMORY') return { kind: 'oom', message: `worker ran out of memory: ${err.message}` };
   if (code === 'ERR_D2BOX_PROTOCOL') return { kind: 'protocol', message: err.message };
+  if (code === 'ERR_D2BOX_CPU_LIMIT') return { kind: 'cpu-limit', message: err.message };
   if (/worker exited with code/i.test(err.message)) return { kind: 'exit', message: `library exited its worker: ${err.message}` };
   return { kind: 'crash', message: `uncaught ${err.name}: ${err.message}` };
 }

@@ -164,7 +164,8 @@ export function sandboxCommand(libraryPath: string, policy: SandboxPolicy): Sand
     PROCESS_WORKER_FILE,
   ];
   const limits = [
-    `--cpu=${policy['max-cpu-seconds']}`,
+    // SIGXCPU at the soft limit, which the host reports as the CPU limit; SIGKILL a second later.
+    `--cpu=${policy['max-cpu-seconds']}:${policy['max-cpu-seconds'] + 1}`,
     `--nofile=${policy['max-open-files']}`,
     // V8 reserves address space well beyond its heap; the cap is there against runaway
     // native allocation, the heap cap against a runaway JavaScript heap.

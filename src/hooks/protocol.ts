@@ -41,6 +41,7 @@ export const FAILURE_KINDS = [
   'reject', // an async callout rejected
   'timeout', // a round trip outlived callout-timeout-ms: the worker was terminated
   'oom', // the worker hit its heap limit
+  'cpu-limit', // process mode: the library's process used up max-cpu-seconds
   'exit', // the library called process.exit
   'crash', // an uncaught exception, e.g. thrown from a timer
   'invalid-argument', // a returned argument failed the hook point's schema
