@@ -97,6 +97,7 @@ function outcomeOf(report: ChainReport): Outcome {
     case 'invalid-argument':
       return 'invalid';
     case 'load':
+    case 'cpu-limit':
     case 'protocol':
     case 'io-callback':
       return 'other';
