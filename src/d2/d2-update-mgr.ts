@@ -69,7 +69,15 @@ export class D2UpdateMgr {
   private readonly queue: D2QueueMgr;
   private readonly onDone: (done: NcrDone) => void;
   private readonly log: Logger;
-  private readonly transactions = new Map<string, NameChangeTransaction>();
+  /**
+   * The running transactions: DHCID → the serial number of its transaction. Only
+   * numbers, not the transactions: a Map's table is replaced as entries come and
+   * go, and the one left behind in the old generation would keep every young
+   * object of the transactions it held (their whole graph) through each
+   * scavenge, to be promoted, until the next full GC.
+   */
+  private readonly transactions = new Map<string, number>();
+  private serial = 0;
   private prepared: Prepared | undefined;
   private paused = false;
   private idleWaiters: (() => void)[] = [];
@@ -186,12 +194,13 @@ export class D2UpdateMgr {
       return;
     }
     const trans = createTransaction(ncr, forward, reverse, p.config.transaction);
-    this.transactions.set(trans.key, trans);
-    void trans.run().then((outcome) => this.transactionEnded(received, trans, outcome));
+    const serial = (this.serial = (this.serial + 1) & 0x3fffffff); // stays a small integer
+    this.transactions.set(trans.key, serial);
+    void trans.run().then((outcome) => this.transactionEnded(received, trans, serial, outcome));
   }
 
-  private transactionEnded(ncr: NameChangeRequest, trans: NameChangeTransaction, outcome: TransactionOutcome): void {
-    if (this.transactions.get(trans.key) === trans) this.transactions.delete(trans.key);
+  private transactionEnded(ncr: NameChangeRequest, trans: NameChangeTransaction, serial: number, outcome: TransactionOutcome): void {
+    if (this.transactions.get(trans.key) === serial) this.transactions.delete(trans.key);
     const done: NcrDone = { ncr, status: outcome.status, transaction: outcome };
     if (outcome.reason) done.reason = outcome.reason;
     if (outcome.detail) done.detail = outcome.detail;

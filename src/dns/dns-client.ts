@@ -87,6 +87,53 @@ interface Pending {
 
 const MAX_IN_FLIGHT = 0x10000;
 
+/**
+ * The updates in flight by message ID: one slot per possible ID (allocated on
+ * first use and kept), not a Map. A Map's table is replaced as entries come and
+ * go, and the table it leaves behind, already in the old generation, still
+ * points at the updates that were in flight then: until the next full GC every
+ * young object those updates reach (their transaction, its names, messages and
+ * answers) is kept by each scavenge and promoted. A slot is overwritten or
+ * cleared in place, so nothing stale points at a finished update.
+ */
+class PendingTable {
+  private slots: (Pending | undefined)[] | undefined;
+  size = 0;
+
+  get(id: number): Pending | undefined {
+    return this.slots?.[id];
+  }
+
+  has(id: number): boolean {
+    return this.slots?.[id] !== undefined;
+  }
+
+  set(id: number, p: Pending): void {
+    const slots = (this.slots ??= new Array<Pending | undefined>(MAX_IN_FLIGHT).fill(undefined));
+    if (slots[id] === undefined) this.size++;
+    slots[id] = p;
+  }
+
+  delete(id: number): void {
+    const slots = this.slots;
+    if (slots?.[id] === undefined) return;
+    slots[id] = undefined;
+    this.size--;
+  }
+
+  /** The updates in flight, in ID order (a copy: callers may settle them while going through it). */
+  values(): Pending[] {
+    const out: Pending[] = [];
+    const slots = this.slots;
+    if (!slots || this.size === 0) return out;
+    for (let i = 0; i < slots.length && out.length < this.size; i++) {
+      const p = slots[i];
+      if (p !== undefined) out.push(p);
+    }
+    return out;
+  }
+}
+
 /** A success whose answer is decoded (as decodeMessage does) on first access to `response`. */
 class ScannedSuccess {
   readonly status = 'success' as const;
@@ -125,7 +172,7 @@ function sameAddress(a: string, b: string): boolean {
 export class DnsClient {
   readonly timeoutMs: number;
   readonly stats: DnsClientStats = { sent: 0, signed: 0, unsigned: 0, success: 0, timeout: 0, error: 0, stray: 0 };
-  private readonly pending = new Map<number, Pending>();
+  private readonly pending = new PendingTable();
   private readonly sockets = new Map<4 | 6, dgram.Socket>();
   private closed = false;
   /**
@@ -236,7 +283,7 @@ export class DnsClient {
   /** Settles everything in flight as `stopped` and closes the sockets. */
   async close(): Promise<void> {
     this.closed = true;
-    for (const p of [...this.pending.values()]) {
+    for (const p of this.pending.values()) {
       this.finish(p, { status: 'stopped', error: new DnsError('stopped', 'the DNS client was closed'), id: p.id });
     }
     const closing = [...this.sockets.values()].map((s) => new Promise<void>((res) => {
@@ -276,7 +323,7 @@ export class DnsClient {
 
   private onSocketError(family: 4 | 6, s: dgram.Socket, e: Error): void {
     if (this.sockets.get(family) === s) this.sockets.delete(family);
-    for (const p of [...this.pending.values()]) {
+    for (const p of this.pending.values()) {
       if (p.family === family) this.finish(p, { status: 'io-error', error: new DnsError('io-error', `socket error: ${e.message}`), id: p.id });
     }
     try {

@@ -119,12 +119,10 @@ function shown(s: string): string {
 
 // ---------------------------------------------------------------- dhcid hex
 
-const HEX = '0123456789ABCDEF';
 
+/** Uppercase hex, as one flat string (not a rope of two-character pieces that every copy of the NCR would drag along). */
 export function bytesToHex(b: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < b.length; i++) s += HEX[b[i]! >> 4]! + HEX[b[i]! & 15]!;
-  return s;
+  return Buffer.from(b.buffer, b.byteOffset, b.length).toString('hex').toUpperCase();
 }
 
 /** Kea's decodeHex: hex digits of either case, whitespace skipped, an even count, no '=' padding. */
