@@ -69,4 +69,19 @@ describe('bench:d2 --quick', () => {
     expect(ratio, last).not.toBeNull();
     expect(Number(ratio![1])).toBeGreaterThan(0);
   });
+
+  it('--compare runs each d2box daemon a second time with the other build, side by side; --help lists it', { timeout: 120_000 }, async () => {
+    const r = await runBench(['--quick', '--n', '30', '--warmup', '10', '--targets', 'fast', '--daemons', 'd2box,kea', '--compare', resolve('dist/src/cli.js')]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const runs = r.stdout.split('\n').filter((l) => l.startsWith('run '));
+    expect(runs.map((l) => l.split(' ')[2])).toEqual(['d2box', 'd2box@compare', 'kea']);
+    for (const l of runs) expect(l).toMatch(/: 60 NCRs, completed 60, lost 0;/);
+    for (const row of ['| d2box |', '| d2box@compare |', '| kea |', '| ratio d2box/kea |', '| ratio d2box@compare/kea |']) {
+      expect(r.stdout, row).toContain(row);
+    }
+    const help = await runBench(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('--compare CLI');
+  });
 });

@@ -169,6 +169,26 @@ describe('DnsClient', () => {
     expect(c.inFlight).toBe(0);
   });
 
+  it('answers and timeouts interleaved over rounds: each update settles once, inFlight counts what still waits', async () => {
+    // Answers every other request; the rest time out. IDs come free as updates end and are reused.
+    let n = 0;
+    const srv = await fakeServer((_r, m, send) => {
+      if (m && n++ % 2 === 0) send(answerTo(m));
+    });
+    const c = client(150);
+    for (let round = 0; round < 3; round++) {
+      n = 0;
+      const all = Array.from({ length: 20 }, (_, i) => c.update(srv.addr, upd(`r${round}h${i}`)));
+      await new Promise((r) => setTimeout(r, 50));
+      expect(c.inFlight).toBe(10); // the answered half has settled, the other half waits for its timeout
+      const outcomes = await Promise.all(all);
+      expect(outcomes.filter((o) => o.status === 'success')).toHaveLength(10);
+      expect(outcomes.filter((o) => o.status === 'timeout')).toHaveLength(10);
+      expect(c.inFlight).toBe(0);
+    }
+    expect(c.stats).toMatchObject({ sent: 60, success: 30, timeout: 30, error: 0 });
+  });
+
   it('times out, and a late answer after the timeout is ignored', async () => {
     let send!: (b: Buffer) => void;
     let req!: DecodedMessage;
