@@ -194,6 +194,17 @@ function flushDest(d: Dest): Promise<void> {
  */
 const BATCH_BYTES = 64 * 1024;
 
+/**
+ * Outputs open now: at exit, the lines they hold are handed over and written
+ * synchronously (pino.destination's own exit hook writes what its buffer holds,
+ * but the lines of the last turn are not in it yet).
+ */
+const openOutputs = new Set<BatchedOutput>();
+let exitHookInstalled = false;
+function flushAllAtExit(): void {
+  for (const o of openOutputs) o.flushAtExit();
+}
+
 abstract class BatchedOutput implements Output {
   private pending = '';
   private scheduled = false;
@@ -203,6 +214,28 @@ abstract class BatchedOutput implements Output {
   };
   protected abstract dest: Dest;
   abstract readonly key: string;
+
+  constructor() {
+    openOutputs.add(this);
+    if (!exitHookInstalled) {
+      exitHookInstalled = true;
+      process.on('exit', flushAllAtExit);
+    }
+  }
+
+  /** The process is exiting: pending lines and the destination's buffer, written now. */
+  flushAtExit(): void {
+    this.handOver();
+    try {
+      this.dest.flushSync();
+    } catch {
+      // destroyed, not open yet, or nothing can be written: nothing more to do at exit
+    }
+  }
+
+  protected closed(): void {
+    openOutputs.delete(this);
+  }
 
   write(line: string): void {
     this.pending += line;
@@ -241,6 +274,7 @@ class ConsoleOutput extends BatchedOutput {
   }
   async close(): Promise<void> {
     await this.flush();
+    this.closed();
   }
 }
 
@@ -273,6 +307,7 @@ class FileOutput extends BatchedOutput {
   }
   async close(): Promise<void> {
     await this.flush();
+    this.closed();
     this.dest.end();
   }
 }
