@@ -7,7 +7,9 @@
  * that answers NOERROR signed with TSIG, (b) `bind`: a real BIND 9 (named -n 1)
  * behind a counting UDP relay — and each daemon — d2box with a select_key
  * library in its worker (the sample select-key-policy, mapping the server to
- * the key), d2box with no library, Kea's kea-dhcp-ddns — configured alike
+ * the key), the same with the library in a sandboxed process ("isolation":
+ * "process"; its processes' CPU and memory counted with the daemon's), d2box
+ * with no library, Kea's kea-dhcp-ddns — configured alike
  * (one forward and one reverse domain, one HMAC-SHA256 TSIG key, 127.0.0.1 at
  * high ports, temp dirs), each run:
  *   start the daemon; warm up (W adds, then their W removes, unmeasured); N add NCRs, then the N
@@ -21,7 +23,7 @@
  * `ratio=<d2box with select_key NCR/s ÷ Kea NCR/s>` against the fast responder.
  *
  * Options: --quick (N=100, 1 run), --n N, --runs R, --window W, --warmup W,
- * --targets fast,bind, --daemons d2box+select_key,d2box,kea, --severity S (both
+ * --targets fast,bind, --daemons d2box+select_key,d2box+select_key/process,d2box,kea, --severity S (both
  * daemons' root logger at S; default: each as configured out of the box, INFO). Environment:
  * D2BENCH_DUMP=FILE appends each completion (send time, latency) per phase;
  * D2BENCH_NODE_ARGS adds node options to the d2box daemon (e.g. --cpu-prof);
@@ -33,7 +35,7 @@
  * builds are only comparable side by side. --help prints this.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, openSync, closeSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,9 +52,9 @@ const REVERSE_ZONE = '10.in-addr.arpa.';
 const KEY = { name: 'bench.key', algorithm: 'HMAC-SHA256', secret: 'OGQ3ZjQzNDBiZTk1YjI2ZDY2NmE1ZTBmZjM1ZmY5MmQ=' };
 const SELECT_KEY_LIB = join(ROOT, 'dist/sample-hooks/select-key-policy/index.js');
 
-type DaemonKind = 'd2box+select_key' | 'd2box' | 'kea';
+type DaemonKind = 'd2box+select_key' | 'd2box+select_key/process' | 'd2box' | 'kea';
 type TargetKind = 'fast' | 'bind';
-const ALL_DAEMONS: DaemonKind[] = ['d2box+select_key', 'd2box', 'kea'];
+const ALL_DAEMONS: DaemonKind[] = ['d2box+select_key', 'd2box+select_key/process', 'd2box', 'kea'];
 const ALL_TARGETS: TargetKind[] = ['fast', 'bind'];
 
 const { values: args } = parseArgs({
@@ -178,8 +180,11 @@ function d2Config(ncrPort: number, dnsPort: number, daemon: DaemonKind): unknown
     'reverse-ddns': { 'ddns-domains': [{ name: REVERSE_ZONE, 'key-name': KEY.name, 'dns-servers': server }] },
   };
   if (SEVERITY) d2['loggers'] = [{ name: 'kea-dhcp-ddns', output_options: [{ output: 'stdout' }], severity: SEVERITY }];
-  if (daemon === 'd2box+select_key') {
-    d2['hooks-libraries'] = [{ library: SELECT_KEY_LIB, parameters: { 'by-server': { [`127.0.0.1:${dnsPort}`]: KEY.name } } }];
+  if (daemon === 'd2box+select_key' || daemon === 'd2box+select_key/process') {
+    const library: Record<string, unknown> = { library: SELECT_KEY_LIB, parameters: { 'by-server': { [`127.0.0.1:${dnsPort}`]: KEY.name } } };
+    // The same library in a bubblewrap-sandboxed child process (secrets redacted, as by default there).
+    if (daemon === 'd2box+select_key/process') library['sandbox'] = { isolation: 'process' };
+    d2['hooks-libraries'] = [library];
   }
   return { DhcpDdns: d2 };
 }
@@ -293,16 +298,54 @@ async function stopDaemon(d: Daemon): Promise<void> {
   if (!process.env['D2BENCH_KEEP']) rmSync(d.dir, { recursive: true, force: true });
 }
 
-/** utime + stime of a process (all its threads), seconds. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK; // fields 14 and 15
+/**
+ * The daemon and every process below it: a process-mode hook library runs in
+ * a child (prlimit → bwrap → node), whose CPU and memory are the daemon's cost.
+ */
+function processTree(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const tree = [pid];
+  for (let i = 0; i < tree.length && i < 1000; i++) tree.push(...(children.get(tree[i]!) ?? []));
+  return tree;
 }
 
+/** utime + stime of a process (all its threads) and the processes below it, seconds. */
+function cpuSeconds(pid: number): number {
+  let ticks = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]); // fields 14 and 15
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return ticks / CLK_TCK;
+}
+
+/** Peak RSS (VmHWM) of the process, plus that of each process below it (an upper bound of their joint peak). */
 function peakRssMb(pid: number): number {
-  const m = /VmHWM:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
+  let kb = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const m = /VmHWM:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
+      if (m) kb += Number(m[1]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return kb > 0 ? kb / 1024 : NaN;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -456,7 +499,7 @@ function printTable(target: TargetKind, results: RunResult[]): Map<DaemonLabel, 
 
 async function main(): Promise<void> {
   if (DAEMONS.includes('kea') && !existsSync(KEA_D2)) throw new Error(`${KEA_D2} is missing (Debian's kea-dhcp-ddns-server; scripts/setup.sh)`);
-  if (DAEMONS.includes('d2box+select_key') && !existsSync(SELECT_KEY_LIB)) throw new Error(`${SELECT_KEY_LIB} is missing: npm run build`);
+  if (KINDS.some((k) => k.startsWith('d2box+select_key')) && !existsSync(SELECT_KEY_LIB)) throw new Error(`${SELECT_KEY_LIB} is missing: npm run build`);
   const kea = (() => {
     try {
       return execFileSync(KEA_D2, ['-v'], { encoding: 'utf8' }).trim();

@@ -10,7 +10,7 @@ import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const BENCH = resolve('dist/bench/d2-bench.js');
-const DAEMONS = ['d2box+select_key', 'd2box', 'kea'];
+const DAEMONS = ['d2box+select_key', 'd2box+select_key/process', 'd2box', 'kea'];
 
 function runBench(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((res) => {
