@@ -17,6 +17,8 @@ import {
   type DecodedMessage,
   type Message,
 } from '../src/dns/index.js';
+// The loadtest's seeded generator (mulberry32), so a failing fuzz case can be replayed.
+import { seededRandom } from '../src/loadtest/arguments.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -189,18 +191,6 @@ describe('decoding', () => {
   });
 });
 
-/** Small deterministic PRNG (mulberry32) so a failing case can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe('fuzzing the decoder', () => {
   const seeds: Buffer[] = [UPDATE_VECTOR, NSUPDATE_CAPTURE, buildVector().toWire()];
 
@@ -223,7 +213,7 @@ describe('fuzzing the decoder', () => {
   }
 
   it('random packets: always a result, never a throw', () => {
-    const rnd = prng(1);
+    const rnd = seededRandom(1);
     let errors = 0;
     for (let i = 0; i < 3000; i++) {
       const len = Math.floor(rnd() * 80);
@@ -237,7 +227,7 @@ describe('fuzzing the decoder', () => {
   });
 
   it('mutated valid packets (bit flips, truncation, splices, pointer bytes): always a result', () => {
-    const rnd = prng(2);
+    const rnd = seededRandom(2);
     let oks = 0;
     let errors = 0;
     for (let i = 0; i < 6000; i++) {
