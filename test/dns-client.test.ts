@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   D2UpdateMessage,
   decodeMessage,
@@ -206,25 +206,42 @@ describe('DnsClient', () => {
 
   it('close() settles requests in flight as stopped and leaves no socket or timer behind', async () => {
     const srv = await fakeServer(() => undefined);
-    await new Promise((r) => setTimeout(r, 20));
-    const count = () => process.getActiveResourcesInfo().filter((x) => x === 'UDPWrap' || x === 'Timeout').length;
-    const before = count();
-    const c = new DnsClient({ timeoutMs: 60_000 });
-    const p = [c.update(srv.addr, upd()), c.update(srv.addr, upd(), { key })];
-    await new Promise((r) => setTimeout(r, 20));
-    expect(c.inFlight).toBe(2);
-    expect(count()).toBe(before + 1); // one timer serves both updates (the client's socket is unref'd, so not listed)
-    const port = c.localPort()!;
-    expect(port).toBeGreaterThan(0);
-    await c.close();
-    const outcomes = await Promise.all(p);
-    expect(outcomes.map((o) => o.status)).toEqual(['stopped', 'stopped']);
-    expect((await c.update(srv.addr, upd())).status).toBe('stopped');
-    expect(count()).toBe(before);
-    // The client's socket is closed: its port can be bound again.
-    const again = dgram.createSocket('udp4');
-    await new Promise<void>((res, rej) => { again.once('error', rej); again.bind(port, () => res()); });
-    await new Promise<void>((r) => again.close(() => r()));
+    // The client's own timers, told apart by their 60 s delay: counting the process's
+    // timers would count whatever else runs in this worker meanwhile.
+    const DELAY_MS = 60_000;
+    const live = new Set<unknown>();
+    const realSetTimeout = globalThis.setTimeout;
+    const realClearTimeout = globalThis.clearTimeout;
+    const setSpy = vi.spyOn(globalThis, 'setTimeout').mockImplementation(((fn: () => void, ms?: number, ...rest: unknown[]) => {
+      const timer = realSetTimeout(fn, ms, ...rest);
+      if (ms !== undefined && ms > DELAY_MS - 1000) live.add(timer);
+      return timer;
+    }) as typeof setTimeout);
+    const clearSpy = vi.spyOn(globalThis, 'clearTimeout').mockImplementation(((timer?: NodeJS.Timeout) => {
+      live.delete(timer);
+      realClearTimeout(timer);
+    }) as typeof clearTimeout);
+    try {
+      const c = new DnsClient({ timeoutMs: DELAY_MS });
+      const p = [c.update(srv.addr, upd()), c.update(srv.addr, upd(), { key })];
+      await new Promise((r) => realSetTimeout(r, 20));
+      expect(c.inFlight).toBe(2);
+      expect(live.size).toBe(1); // one timer serves both updates
+      const port = c.localPort()!;
+      expect(port).toBeGreaterThan(0);
+      await c.close();
+      const outcomes = await Promise.all(p);
+      expect(outcomes.map((o) => o.status)).toEqual(['stopped', 'stopped']);
+      expect((await c.update(srv.addr, upd())).status).toBe('stopped');
+      expect(live.size).toBe(0);
+      // The client's socket is closed: its port can be bound again.
+      const again = dgram.createSocket('udp4');
+      await new Promise<void>((res, rej) => { again.once('error', rej); again.bind(port, () => res()); });
+      await new Promise<void>((r) => again.close(() => r()));
+    } finally {
+      setSpy.mockRestore();
+      clearSpy.mockRestore();
+    }
   });
 
   it('refuses invalid requests as values', async () => {
