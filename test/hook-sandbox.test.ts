@@ -793,3 +793,32 @@ describe('the daemon against BIND 9, with the hostile library in process mode', 
     }
   }, 60_000);
 });
+
+describe('isolation "process": a library that lives outside d2box', () => {
+  it('imports d2box/hooks (shown at /node_modules/d2box in the sandbox) and answers select_key', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'd2box-outside-lib-'));
+    try {
+      const library = join(dir, 'outside.mjs');
+      writeFileSync(library, [
+        "import { HOOKS_VERSION, NextStep } from 'd2box/hooks';",
+        'export const version = () => HOOKS_VERSION;',
+        "export function select_key(h) { h.setArgument('tsig_key', { name: 'd2.key' }); h.setStatus(NextStep.CONTINUE); return 0; }",
+      ].join('\n'));
+      const hooks = new HooksManager({ baseDir: process.cwd() });
+      managers.push(hooks);
+      await hooks.loadLibraries([{ library, sandbox: { isolation: 'process' } }]);
+      const input = configInput(SPEC);
+      expect(await hooks.configured(input.json, input.config)).toEqual({ accepted: true });
+      const h = await hooks.createCalloutHandle();
+      h.setArgument('current_server', { 'ip-address': SERVER_IP, port: 53 }).setArgument('tsig_key', null);
+      const report = await hooks.callCallouts('select_key', h);
+      expect(report.failures).toEqual([]);
+      // Named only; the host restored the configured key, secret included.
+      expect(h.getArgument('tsig_key')).toMatchObject({ name: 'd2.key', secret: expect.any(String) });
+      await h.destroy();
+      await stop(hooks);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

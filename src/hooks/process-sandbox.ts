@@ -8,7 +8,8 @@
  *     bwrap: new mount, PID, IPC, UTS, user, cgroup and network namespaces (only
  *            `lo`), --die-with-parent, --new-session, a cleared environment; the
  *            file system holds only the Node binary and its shared libraries, the
- *            worker runtime, the library's own folder (all read-only), a fresh
+ *            worker runtime, the author API (`d2box/hooks`, at /node_modules/d2box),
+ *            the library's own folder (all read-only), a fresh
  *            /proc and /dev, an empty /tmp, and the policy's `allow-write` paths
  *       node --experimental-permission: reads allowed only where bwrap shows
  *            files, writes only to `allow-write`; no child processes, no workers
@@ -36,6 +37,14 @@ export const PROCESS_WORKER_FILE = join(DIST, 'workers', 'process-worker.js');
 
 /** What the worker runtime imports, relative to the package root; nothing else of d2box is visible. */
 const RUNTIME_PATHS = ['package.json', 'dist/workers', 'dist/src/hooks/protocol.js', 'dist/src/hooks/ipc-ports.js', 'node_modules/comlink'];
+
+/**
+ * `d2box/hooks` for any library, wherever its folder: d2box's package is also
+ * shown at /node_modules/d2box (its package.json and the author API only), where
+ * Node's resolution ends up when the library's own folders hold no d2box.
+ */
+const AUTHOR_API_PATHS = ['package.json', 'dist/workers', 'dist/src/hooks/protocol.js'];
+const AUTHOR_API_ROOT = '/node_modules/d2box';
 
 /** The IPC channel's descriptor in the child: spawn's stdio slot 3. */
 const CHANNEL_FD = 3;
@@ -143,6 +152,8 @@ export function sandboxCommand(libraryPath: string, policy: SandboxPolicy): Sand
     bwrap.push('--ro-bind', realpathSync(full), full);
     readable.push(full);
   }
+  for (const path of AUTHOR_API_PATHS) bwrap.push('--ro-bind', realpathSync(join(PACKAGE_ROOT, path)), join(AUTHOR_API_ROOT, path));
+  readable.push(AUTHOR_API_ROOT);
   bwrap.push('--ro-bind', libraryDir, libraryDir);
   readable.push(libraryDir);
   const writable: string[] = [];
