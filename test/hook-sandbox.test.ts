@@ -133,7 +133,7 @@ beforeAll(async () => {
   // A hostile library that signals its "daemon" in thread mode signals this process.
   process.on('SIGUSR2', onSignal);
   Logger.setSink((record) => {
-    if (logs.length < 5000) logs.push(record);
+    if (logs.length < 50_000) logs.push(record);
   });
   tmp = mkdtempSync(join(tmpdir(), 'd2box-sandbox-'));
   configFile = join(tmp, 'kea-dhcp-ddns.conf');
@@ -792,6 +792,21 @@ describe('the daemon against BIND 9, with the hostile library in process mode', 
       await bind.stop();
     }
   }, 60_000);
+});
+
+describe('isolation "process": a library that writes to its IPC channel itself', () => {
+  it('forged log lines past the worker\'s limiter are cut by the host at twice the policy rate, and counted', async () => {
+    const hooks = await start({ isolation: 'process', 'log-lines-per-second': 50 }, { params: { 'attack-in-load': false } });
+    const before = logs.filter((r) => r.text.includes('forged line')).length;
+    const d = await selectKey(hooks, 'forge-logs');
+    expect(d.failures).toEqual([]);
+    await waitFor('the forged lines to be handled', () => stats(hooks).logLinesSuppressed > 0);
+    const written = logs.filter((r) => r.text.includes('forged line')).length - before;
+    expect(written).toBeGreaterThan(0);
+    expect(written).toBeLessThanOrEqual(2 * 50 + 5);
+    expect(stats(hooks).logLinesSuppressed).toBeGreaterThanOrEqual(5000 - written);
+    await stop(hooks);
+  });
 });
 
 describe('isolation "process": a library that lives outside d2box', () => {

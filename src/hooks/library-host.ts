@@ -74,6 +74,9 @@ export class HookLibraryError extends Error {
  */
 const WorkerMessageParser = z.compile(WorkerMessageSchema);
 
+/** A library's log line as the host writes it at most (the worker cuts its lines at the same length). */
+const MAX_LOG_LINE_CHARS = 4096;
+
 const here = import.meta.url;
 /** Under tsx (tests, dev) the worker is TypeScript and needs tsx in its thread too. */
 const RUNNING_TS = here.endsWith('.ts');
@@ -206,6 +209,8 @@ export class LibraryHost {
   private restartTimes: number[] = [];
   private stopping = false;
   private snapshot: { version: number; json_config: unknown; server_config: unknown } | undefined;
+  private logTokens = Infinity;
+  private logRefilledAt = 0;
 
   constructor(
     readonly config: HookLibraryConfig,
@@ -470,16 +475,22 @@ export class LibraryHost {
         clearTimeout(session.loadTimer);
         session.loadError = message.error;
         return;
-      case 'log':
+      case 'log': {
+        let suppressed = message.suppressed;
         for (const line of message.lines) {
+          if (!this.takeLogToken()) {
+            suppressed++;
+            continue;
+          }
           const severity = line.level === 'warn' ? 'WARN' : line.level === 'error' ? 'ERROR' : line.level === 'debug' ? 'DEBUG' : 'INFO';
-          this.log.log(severity, 'HOOKS_LIBRARY_LOG', `[${this.name}] ${line.text}`);
+          this.log.log(severity, 'HOOKS_LIBRARY_LOG', `[${this.name}] ${line.text.slice(0, MAX_LOG_LINE_CHARS)}`);
         }
-        if (message.suppressed > 0) {
-          this.stats.logLinesSuppressed += message.suppressed;
-          this.log.warn('HOOKS_LOG_FLOOD', `hook library ${this.name}: dropped ${message.suppressed} log lines over its limit of ${this.policy['log-lines-per-second']}/s`);
+        if (suppressed > 0) {
+          this.stats.logLinesSuppressed += suppressed;
+          this.log.warn('HOOKS_LOG_FLOOD', `hook library ${this.name}: dropped ${suppressed} log lines over its limit of ${this.policy['log-lines-per-second']}/s`);
         }
         return;
+      }
       case 'registrations':
         this.setRegistrations(message.registrations);
         return;
@@ -693,6 +704,21 @@ export class LibraryHost {
     if (session.abortedFor) return;
     session.abortedFor = { kind, message };
     session.abort.abort();
+  }
+
+  /**
+   * The host's own check of the log rate. The worker limits what it sends, but a
+   * process-mode library can write to its IPC channel itself (process.send), past
+   * the worker's limiter: the host allows twice the policy's rate, never more.
+   */
+  private takeLogToken(): boolean {
+    const capacity = 2 * this.policy['log-lines-per-second'];
+    const now = performance.now();
+    this.logTokens = Math.min(capacity, this.logTokens + ((now - this.logRefilledAt) * capacity) / 1000);
+    this.logRefilledAt = now;
+    if (this.logTokens < 1) return false;
+    this.logTokens--;
+    return true;
   }
 
   private setRegistrations(registrations: Registrations): void {
