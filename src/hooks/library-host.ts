@@ -418,7 +418,9 @@ export class LibraryHost {
 
   private startSession(replacement = false): Promise<void> {
     const pool = this.pool!;
-    const callout = pool instanceof ProcessPool ? { port1: new IpcCalloutPort(), port2: undefined } : new MessageChannel();
+    // A worker thread gets its callout port transferred; a process has the IPC channel's.
+    const channel = pool instanceof ProcessPool ? undefined : new MessageChannel();
+    const port = channel?.port1 ?? new IpcCalloutPort();
     const io = new MessageChannel();
     const abort = new AbortController();
     const bridge = new IOServiceBridge(this.deps.io, this.name, this.policy['callout-timeout-ms'], (err) => {
@@ -427,16 +429,16 @@ export class LibraryHost {
     });
     bridge.serve(io.port1);
     const loaded = new Promise<void>((resolve, reject) => {
-      const session: Session = { port: callout.port1, abort, bridge, loaded: false, settleLoad: { resolve, reject }, replacement };
+      const session: Session = { port, abort, bridge, loaded: false, settleLoad: { resolve, reject }, replacement };
       this.session = session;
-      callout.port1.on('message', (m: unknown) => this.onWorkerMessage(session, m));
+      port.on('message', (m: unknown) => this.onWorkerMessage(session, m));
       session.loadTimer = setTimeout(() => {
         session.abortedFor = { kind: 'load', message: `load() did not finish in ${this.policy['load-timeout-ms']} ms` };
         abort.abort();
       }, this.policy['load-timeout-ms']);
-      const run = callout.port2 === undefined
-        ? (pool as ProcessPool).run({ kind: 'session', calloutPort: callout.port1 as IpcCalloutPort, ioPort: io.port2 }, { signal: abort.signal })
-        : (pool as Piscina).run({ kind: 'session', calloutPort: callout.port2, ioPort: io.port2 } satisfies SessionTask, { transferList: [callout.port2, io.port2], signal: abort.signal });
+      const run = pool instanceof ProcessPool
+        ? pool.run({ kind: 'session', calloutPort: port as IpcCalloutPort, ioPort: io.port2 }, { signal: abort.signal })
+        : pool.run({ kind: 'session', calloutPort: channel!.port2, ioPort: io.port2 } satisfies SessionTask, { transferList: [channel!.port2, io.port2], signal: abort.signal });
       run.then(
         (result: SessionResult) => this.onSessionEnded(session, undefined, result),
         (err: Error) => this.onSessionEnded(session, err, undefined),

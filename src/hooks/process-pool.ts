@@ -163,20 +163,25 @@ export class ProcessPool extends EventEmitter {
     return child;
   }
 
-  private post(child: ChildProcess, message: HostToChild): void {
-    if (!child.connected) return;
-    child.send(message, (err) => {
-      // A message that cannot be sent fails like the worker did: the child is written off.
-      if (err && child === this.child) child.kill('SIGKILL');
-    });
-  }
-
-  /** post(), but a message that cannot be serialized throws to the caller instead. */
+  /**
+   * Sends to the child. A message that cannot be serialized throws here, at once,
+   * as MessagePort.postMessage does (the callout port relies on it); one that
+   * cannot be written fails like the worker did: the child is written off.
+   */
   private postNow(child: ChildProcess, message: HostToChild): void {
     if (!child.connected) return;
     child.send(message, (err) => {
       if (err && child === this.child) child.kill('SIGKILL');
     });
+  }
+
+  /** postNow() for the host's own messages and relayed ports, where nobody could take a throw. */
+  private post(child: ChildProcess, message: HostToChild): void {
+    try {
+      this.postNow(child, message);
+    } catch {
+      if (child === this.child) child.kill('SIGKILL');
+    }
   }
 
   private onChildMessage(child: ChildProcess, raw: unknown): void {
