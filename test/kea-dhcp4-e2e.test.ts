@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reverseIpAddress } from '../src/config/domains.js';
 import { digRecords, freePort, startBind9, type Bind9Server } from './support/bind9.js';
 import { Daemon, sleep, tempDir, writeJson } from './control-daemon.js';
-import { DhcpRelayClient, dhcidFromHwaddr, FQDN_E, FQDN_N, FQDN_S, newMac, RELAY_ADDRESS, startKeaDhcp4, type KeaDhcp4Server, type Lease } from './support/kea-dhcp4.js';
+import { DhcpRelayClient, dhcidFromHwaddr, dhcpDdnsTo, FQDN_E, FQDN_N, FQDN_S, newMac, RELAY_ADDRESS, startKeaDhcp4, type KeaDhcp4Server, type Lease } from './support/kea-dhcp4.js';
 
 const FWD = 'kea.example';
 const REV4 = '2.0.192.in-addr.arpa';
@@ -57,16 +57,7 @@ beforeAll(async () => {
   kea = await startKeaDhcp4({
     Dhcp4: {
       'valid-lifetime': VALID_LIFETIME,
-      'dhcp-ddns': {
-        'enable-updates': true,
-        'server-ip': '127.0.0.1',
-        'server-port': d2Port,
-        'sender-ip': '127.0.0.1',
-        'sender-port': 0,
-        'max-queue-size': 1024,
-        'ncr-protocol': 'UDP',
-        'ncr-format': 'JSON',
-      },
+      'dhcp-ddns': dhcpDdnsTo(d2Port),
       'ddns-send-updates': true,
       'ddns-qualifying-suffix': `${FWD}.`,
       'ddns-override-client-update': false,

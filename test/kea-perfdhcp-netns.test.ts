@@ -48,7 +48,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reverseIpAddress } from '../src/config/domains.js';
 import { readZone, startBind9, type Bind9Server, type DigRecord } from './support/bind9.js';
 import { wrapCommand } from './support/child-process.js';
-import { dhcidFromClientId, startKeaDhcp4, type KeaDhcp4Server } from './support/kea-dhcp4.js';
+import { dhcidFromClientId, dhcpDdnsTo, startKeaDhcp4, type KeaDhcp4Server } from './support/kea-dhcp4.js';
 import { createNetnsPair, listNetns, runBounded, type NetnsPair, type RunResult } from './support/netns.js';
 import { Daemon, sleep, tempDir, writeJson, type Answer } from './control-daemon.js';
 
@@ -167,16 +167,7 @@ async function runChain(hooks?: unknown[]): Promise<ChainResult> {
       {
         Dhcp4: {
           'valid-lifetime': 3600,
-          'dhcp-ddns': {
-            'enable-updates': true,
-            'server-ip': '127.0.0.1',
-            'server-port': D2_PORT,
-            'sender-ip': '127.0.0.1',
-            'sender-port': 0,
-            'max-queue-size': 1024,
-            'ncr-protocol': 'UDP',
-            'ncr-format': 'JSON',
-          },
+          'dhcp-ddns': dhcpDdnsTo(D2_PORT),
           'ddns-send-updates': true,
           'ddns-qualifying-suffix': `${FWD}.`,
           // perfdhcp sends neither option 81 nor 12: kea-dhcp4 makes up every name.

@@ -31,6 +31,20 @@ import { stopChild, wrapCommand } from './child-process.js';
 /** The address the client uses as its relay address (giaddr); kea-dhcp4 answers to it. */
 export const RELAY_ADDRESS = '127.0.0.2';
 
+/** kea-dhcp4's `dhcp-ddns` block as an operator writes it: NCRs over UDP, in JSON, to d2box on 127.0.0.1:`port`. */
+export function dhcpDdnsTo(port: number): Record<string, unknown> {
+  return {
+    'enable-updates': true,
+    'server-ip': '127.0.0.1',
+    'server-port': port,
+    'sender-ip': '127.0.0.1',
+    'sender-port': 0,
+    'max-queue-size': 1024,
+    'ncr-protocol': 'UDP',
+    'ncr-format': 'JSON',
+  };
+}
+
 export interface KeaDhcp4Server {
   readonly port: number;
   readonly pid: number;
