@@ -148,41 +148,18 @@ function medianResult(rounds: RoundResult[]): RoundResult & { rounds: number[] }
 // ---------------------------------------------------------------------------
 // 1. raw MessagePort ping-pong
 
-class RawEcho {
-  private readonly worker: Worker;
-  private readonly port: MessagePort;
+/**
+ * Calls made in the same turn share one message, as d2box's callouts do; each
+ * call settles when the echo of its id comes back. Both raw references use it.
+ */
+class BatchedCalls {
   private readonly pending = new Map<number, () => void>();
   private nextId = 1;
-
-  constructor() {
-    const { port1, port2 } = new MessageChannel();
-    this.worker = new Worker(new URL('./raw-echo-worker.js', import.meta.url), { workerData: { port: port2 }, transferList: [port2] });
-    this.worker.on('error', (err) => console.error('raw echo worker failed:', err));
-    this.port = port1;
-    port1.on('message', (m: { id: number } | { id: number }[]) => {
-      if (Array.isArray(m)) for (const one of m) this.settle(one.id);
-      else this.settle(m.id);
-    });
-  }
-
-  private settle(id: number): void {
-    const resolve = this.pending.get(id);
-    this.pending.delete(id);
-    resolve?.();
-  }
-
-  /** One message per call: the baseline. */
-  readonly call: Call = () =>
-    new Promise<void>((resolve) => {
-      const id = this.nextId++;
-      this.pending.set(id, resolve);
-      this.port.postMessage({ id, payload: PAYLOAD });
-    });
-
   private outbox: { id: number; payload: typeof PAYLOAD }[] = [];
 
-  /** Calls made in the same turn share one message, as d2box's callouts do (for reference only). */
-  readonly batched: Call = () =>
+  constructor(private readonly send: (batch: { id: number; payload: typeof PAYLOAD }[]) => void) {}
+
+  readonly call: Call = () =>
     new Promise<void>((resolve) => {
       const id = this.nextId++;
       this.pending.set(id, resolve);
@@ -190,10 +167,49 @@ class RawEcho {
         queueMicrotask(() => {
           const batch = this.outbox;
           this.outbox = [];
-          this.port.postMessage(batch);
+          this.send(batch);
         });
       }
     });
+
+  /** One call, unbatched: its own message. */
+  single(send: (message: { id: number; payload: typeof PAYLOAD }) => void): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const id = this.nextId++;
+      this.pending.set(id, resolve);
+      send({ id, payload: PAYLOAD });
+    });
+  }
+
+  settle(id: number): void {
+    const resolve = this.pending.get(id);
+    this.pending.delete(id);
+    resolve?.();
+  }
+}
+
+class RawEcho {
+  private readonly worker: Worker;
+  private readonly port: MessagePort;
+  private readonly calls: BatchedCalls;
+
+  constructor() {
+    const { port1, port2 } = new MessageChannel();
+    this.worker = new Worker(new URL('./raw-echo-worker.js', import.meta.url), { workerData: { port: port2 }, transferList: [port2] });
+    this.worker.on('error', (err) => console.error('raw echo worker failed:', err));
+    this.port = port1;
+    this.calls = new BatchedCalls((batch) => this.port.postMessage(batch));
+    port1.on('message', (m: { id: number } | { id: number }[]) => {
+      if (Array.isArray(m)) for (const one of m) this.calls.settle(one.id);
+      else this.calls.settle(m.id);
+    });
+  }
+
+  /** One message per call: the baseline. */
+  readonly call: Call = () => this.calls.single((message) => this.port.postMessage(message));
+
+  /** Calls made in the same turn share one message, as d2box's callouts do (for reference only). */
+  readonly batched: Call = () => this.calls.call();
 
   async close(): Promise<void> {
     this.port.close();
@@ -208,37 +224,21 @@ class RawEcho {
  */
 class RawIpcEcho {
   private readonly child: ChildProcess;
-  private readonly pending = new Map<number, () => void>();
-  private nextId = 1;
-  private outbox: { id: number; payload: typeof PAYLOAD }[] = [];
+  private readonly calls: BatchedCalls;
 
   constructor() {
     this.child = spawn(process.execPath, [fileURLToPath(new URL('./raw-echo-worker.js', import.meta.url))], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       serialization: 'advanced',
     });
+    this.calls = new BatchedCalls((batch) => this.child.send(batch));
     this.child.on('error', (err) => console.error('raw IPC echo child failed:', err));
     this.child.on('message', (batch: { id: number }[]) => {
-      for (const one of batch) {
-        const resolve = this.pending.get(one.id);
-        this.pending.delete(one.id);
-        resolve?.();
-      }
+      for (const one of batch) this.calls.settle(one.id);
     });
   }
 
-  readonly batched: Call = () =>
-    new Promise<void>((resolve) => {
-      const id = this.nextId++;
-      this.pending.set(id, resolve);
-      if (this.outbox.push({ id, payload: PAYLOAD }) === 1) {
-        queueMicrotask(() => {
-          const batch = this.outbox;
-          this.outbox = [];
-          this.child.send(batch);
-        });
-      }
-    });
+  readonly batched: Call = () => this.calls.call();
 
   async close(): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
