@@ -49,6 +49,10 @@ describe('kea-dhcp-ddns compatible command line', () => {
 
   it('-t accepts the bundled example and rejects a bad configuration naming the problem', () => {
     expect(cli('-t', 'examples/kea-dhcp-ddns.conf').status).toBe(0);
+    // The sandboxed example loads its library for real (-T) in a bubblewrap process.
+    const sandboxed = cli('-T', 'examples/sandboxed-hook.conf');
+    expect(sandboxed.status, sandboxed.stderr).toBe(0);
+    expect(sandboxed.stdout + sandboxed.stderr).toMatch(/select-key-policy\/index\.js loaded in its sandboxed process/);
     const bad = join(dir, 'bad.json');
     writeFileSync(bad, '{ "DhcpDdns": { "port": "x" } }');
     const result = cli('-t', bad);

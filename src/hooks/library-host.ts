@@ -468,7 +468,7 @@ export class LibraryHost {
         this.stats.state = 'ready';
         this.setRegistrations(message.registrations);
         if (this.snapshot) session.port.postMessage({ t: 'snapshot', ...this.snapshot });
-        this.log.info('HOOKS_LIBRARY_LOADED', `hook library ${this.name} loaded in its worker (${Object.keys(message.registrations).join(', ') || 'no callouts'})`);
+        this.log.info('HOOKS_LIBRARY_LOADED', `hook library ${this.name} loaded in its ${this.policy.isolation === 'process' ? 'sandboxed process' : 'worker thread'} (${Object.keys(message.registrations).join(', ') || 'no callouts'})`);
         session.settleLoad.resolve();
         if (session.replacement) this.replayConfigured();
         this.pump();
