@@ -29,7 +29,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { HooksManager } from '../src/hooks/hooks-manager.js';
+import { HooksLoadError, HooksManager } from '../src/hooks/hooks-manager.js';
 import { SandboxPolicySchema, type HookLibraryConfigInput } from '../src/hooks/library-config.js';
 import type { LibraryStatsSnapshot } from '../src/hooks/library-stats.js';
 import { sandboxCommand } from '../src/hooks/process-sandbox.js';
@@ -808,6 +808,24 @@ describe('isolation "process": a library that writes to its IPC channel itself',
     expect(written).toBeLessThanOrEqual(2 * 50 + 5);
     expect(stats(hooks).logLinesSuppressed).toBeGreaterThanOrEqual(5000 - written);
     await stop(hooks);
+  });
+});
+
+describe('policy keys that apply to one mode only', () => {
+  it('"allow-write" on a thread is refused with an error naming it: a thread can write anywhere the daemon can', async () => {
+    const hooks = new HooksManager({ baseDir: process.cwd() });
+    const err = await hooks.loadLibraries([{ library: BASIC, sandbox: { isolation: 'thread', 'allow-write': [allowedDir] } }]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(HooksLoadError);
+    expect((err as Error).message).toMatch(/hooks-libraries\[0\]\.\[sandbox\]\.\[allow-write\]: "allow-write" applies to "isolation": "process" only/);
+  });
+
+  it('"allow-write" paths must be absolute and exist', async () => {
+    for (const [path, why] of [['relative/dir', /must be absolute/], [join(allowedDir, 'no-such-dir'), /does not exist/]] as const) {
+      const hooks = new HooksManager({ baseDir: process.cwd() });
+      const err = await hooks.loadLibraries([{ library: BASIC, sandbox: { isolation: 'process', 'allow-write': [path] } }]).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(HooksLoadError);
+      expect((err as Error).message).toMatch(why);
+    }
   });
 });
 
