@@ -2,7 +2,8 @@
  * The D2 benchmark's quick mode (`node dist/bench/d2-bench.js --quick`, after
  * `npm run build`): it runs to the end against the fast responder and BIND,
  * and its output is consistent — every NCR is accounted for (completed + lost
- * = sent, in each run line and each table row), every daemon has a row, and
+ * = sent, in each run line and each table row) and none is lost at this small
+ * load, against either server; every daemon has a row, and
  * the last line is `ratio=<number>`. No timing is asserted.
  */
 import { execFile } from 'node:child_process';
@@ -36,9 +37,10 @@ describe('bench:d2 --quick', () => {
       expect(Number(m![3])).toBe(120);
       expect(Number(m![4]) + Number(m![5])).toBe(Number(m![3]));
       expect(l).not.toContain('; ERROR ');
-      // Against the fast responder nothing may be lost: 2 UPDATEs per add (forward, reverse), 3 per remove.
+      // Nothing may be lost, against either server: 120 NCRs in a window of 128 fit any socket buffer.
+      expect(Number(m![5]), l).toBe(0);
+      // Against the fast responder: 2 UPDATEs per add (forward, reverse), 3 per remove.
       if (m![1] === 'fast') {
-        expect(Number(m![5]), l).toBe(0);
         // (a retry after a timeout on a loaded machine may add some)
         expect(Number(/bench\.example=(\d+)/.exec(l)?.[1]), l).toBeGreaterThanOrEqual(180);
         expect(Number(/10\.in-addr\.arpa=(\d+)/.exec(l)?.[1]), l).toBeGreaterThanOrEqual(120);
@@ -60,6 +62,7 @@ describe('bench:d2 --quick', () => {
         for (const x of [rate, min, max, p50, p99, cpu, rss]) expect(Number.isFinite(Number(x)), `${d}: ${x}`).toBe(true);
         expect(Number(min)).toBeLessThanOrEqual(Number(max));
         expect(Number(completed) + Number(lost)).toBe(Number(ncrs));
+        expect(Number(lost), `${target}: ${d}`).toBe(0);
       }
       expect(rows.filter((l) => l.startsWith('| ratio '))).toHaveLength(DAEMONS.length - 1);
     }

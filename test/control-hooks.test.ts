@@ -2,20 +2,23 @@
  * Commands registered by a hook library, routed to its worker; the
  * command_processed hook point; hooks-status after a library that crashes or
  * hangs while handling a command, and hooks-restart bringing it back; the
- * per-library statistics.
+ * per-library statistics. Each test has a daemon of its own, so that none
+ * depends on what an earlier one did to the library.
  */
 import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { freePort } from './support/bind9.js';
 import { Daemon, sleep, tempDir, writeJson, type Answer } from './control-daemon.js';
 
 const LIB = resolve('test/fixtures/control-commands.mjs');
 const tmp = tempDir('d2box-ctlhooks-');
 let d: Daemon;
+let n = 0;
 
-beforeAll(async () => {
-  const socket = join(tmp.dir, 'sock');
-  const file = writeJson(join(tmp.dir, 'c.json'), {
+beforeEach(async () => {
+  const id = ++n;
+  const socket = join(tmp.dir, `sock${id}`);
+  const file = writeJson(join(tmp.dir, `c${id}.json`), {
     DhcpDdns: {
       'ip-address': '127.0.0.1',
       port: await freePort(),
@@ -27,10 +30,10 @@ beforeAll(async () => {
   await d.ready();
 });
 
-afterAll(async () => {
+afterEach(async () => {
   expect(await d.stop()).toBe(0);
-  tmp.cleanup();
 });
+afterAll(() => tmp.cleanup());
 
 type LibStatus = { library: string; state: string; calls: number; failures: Record<string, number>; timeouts: number; restarts: number; quarantineReason: string | null; latencyUs: { p50: number; p99: number; count: number } };
 
@@ -81,16 +84,23 @@ describe('hook-registered commands', () => {
     expect(a.result).toBe(1);
     expect(a.text).toContain(LIB);
     expect(a.text).toContain('the boom command exploded on purpose');
-    const s = await libStatus();
+    let s = await libStatus();
     expect(s.state).toBe('ready');
-    // This one and the command_processed callout that threw for version-get.
-    expect(s.failures.throw).toBe(2);
+    expect(s.failures.throw).toBe(1);
     expect((await d.command('hello-world')).result).toBe(0);
+    // A command_processed callout that throws is counted the same way, the answer left as it was.
+    expect((await d.command('version-get')).result).toBe(0);
+    s = await libStatus();
+    expect(s.failures.throw).toBe(2);
+    expect(s.state).toBe('ready');
   });
 });
 
 describe('hooks-status and hooks-restart', () => {
   it('a library that exits while handling a command is quarantined (max-restarts 0), and hooks-status says why', async () => {
+    // Calls before the failure, counted with it: a command of its own, and command_processed on each.
+    expect((await d.command('hello-world')).result).toBe(0);
+    expect((await d.command('status-get')).arguments.hooked).toBe('hi there');
     const a = await d.command('die');
     expect(a.result).toBe(1);
     expect(a.text).toContain(LIB);
@@ -98,7 +108,8 @@ describe('hooks-status and hooks-restart', () => {
     expect(s.library).toBe(LIB);
     expect(s.failures.exit).toBe(1);
     expect(s.quarantineReason).toMatch(/exit/);
-    expect(s.calls).toBeGreaterThanOrEqual(5);
+    // hello-world and its command_processed, status-get's, die; hooks-status's own come on top.
+    expect(s.calls).toBeGreaterThanOrEqual(4);
     expect(s.latencyUs.count).toBeGreaterThan(0);
     expect(s.latencyUs.p99).toBeGreaterThanOrEqual(s.latencyUs.p50);
     // Its commands fail clearly; command_processed is skipped; the daemon serves.
@@ -114,6 +125,8 @@ describe('hooks-status and hooks-restart', () => {
   });
 
   it('hooks-restart brings it back', async () => {
+    expect((await d.command('die')).result).toBe(1);
+    await waitState('quarantined');
     expect(await d.command('hooks-restart', { library: '/no/such/lib.mjs' })).toEqual({ result: 3, text: 'no hook library named /no/such/lib.mjs is configured' });
     const r: Answer = await d.command('hooks-restart', { library: LIB });
     expect(r).toEqual({ result: 0, text: '1 hook library restarted', arguments: { restarted: [LIB] } });

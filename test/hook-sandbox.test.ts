@@ -459,8 +459,10 @@ describe('isolation "process": a hostile library', () => {
       const after = await selectKey(hooks);
       expect(after.failures).toEqual([]);
       expect(after.tsigKey).toEqual(BASIC_KEY);
-      // The main loop never stalled while the library's process died and a new one started.
-      expect(maxGap).toBeLessThan(1000);
+      // The main loop never stalled while the library's process died and a new one started. The bound
+      // is generous on purpose (two busy cores stall now and then for hundreds of ms): what it catches is
+      // a host that waits synchronously for its sandbox, which takes seconds (up to load-timeout-ms).
+      expect(maxGap).toBeLessThan(5000);
       (measured.oom ??= {}).process = `\`oom\` failure, process replaced (restarts ${s.restarts}); main loop's longest gap ${Math.round(maxGap)} ms`;
     } finally {
       clearInterval(ticker);
@@ -488,10 +490,9 @@ describe('isolation "process": a hostile library', () => {
 
   it('burning CPU past max-cpu-seconds: the kernel ends the sandbox long before the callout deadline; replaced', async () => {
     const hooks = await start({ isolation: 'process', 'max-cpu-seconds': 1, 'callout-timeout-ms': 15_000 }, { params: { 'attack-in-load': false } });
-    const t0 = performance.now();
     const d = await selectKey(hooks, 'spin');
-    const ms = Math.round(performance.now() - t0);
-    expect(ms).toBeLessThan(10_000);
+    // No wall-clock bound: the kind says it. The callout deadline (15 s) would have made it a
+    // 'timeout'; anything else means the kernel's CPU limit ended the sandbox first.
     expect(d.failures).toHaveLength(1);
     const failure = d.failures[0]!.failure;
     expect(failure.kind).not.toBe('timeout');
@@ -782,7 +783,9 @@ describe('the daemon against BIND 9, with the hostile library in process mode', 
 
       // The daemon is alive and answering, its files untouched, nothing reached this host's listeners.
       expect(d.child.exitCode).toBeNull();
-      expect(maxStatusMs).toBeLessThan(2000);
+      // Every status-get above was answered; the bound only catches a daemon stalled for many seconds
+      // (generous: a status-get on two busy cores with a sandbox restarting can take a second or two).
+      expect(maxStatusMs).toBeLessThan(10_000);
       expect(readFileSync(daemonConfig, 'utf8')).toBe(daemonText);
       expect(outsideFiles()).toEqual([]);
       expect(datagrams).toEqual([]);

@@ -592,8 +592,10 @@ describe.each(ISOLATION_MODES)('isolation: %s', (mode) => {
         clearInterval(interval);
       }
       const p99Ms = histogram.percentile(99) / 1e6;
-      // Generous: a shared 2-core machine may stall now and then, but never for the hang's length.
-      expect(p99Ms).toBeLessThan(hangMs / 4);
+      // A main loop blocked by the hang would show a delay of its whole length and almost no ticks.
+      // Both bounds are far from that and far from normal, because a shared 2-core machine stalls now
+      // and then for a few hundred ms: half the hang's length, and a tenth of the expected ticks.
+      expect(p99Ms).toBeLessThan(hangMs / 2);
       expect(ticks).toBeGreaterThan(hangMs / 20 / 10);
     });
   });
