@@ -24,6 +24,7 @@ import { seesSecrets, type HookLibraryConfig } from './library-config.js';
 import { LibraryStats, type LibraryState } from './library-stats.js';
 import { IpcCalloutPort, ProcessPool } from './process-pool.js';
 import { sandboxCommand } from './process-sandbox.js';
+import { withLoadHint } from './load-hints.js';
 import { SecretRedaction } from './secret-redaction.js';
 import { acceptIOServiceMessage, WorkerMessageSchema } from './protocol-schemas.js';
 import {
@@ -257,7 +258,7 @@ export class LibraryHost {
     if (result.error) {
       await this.destroyPool();
       this.stats.state = 'stopped';
-      throw new HookLibraryError(this.name, result.error.message);
+      throw new HookLibraryError(this.name, withLoadHint(result.error.message));
     }
   }
 
