@@ -56,9 +56,41 @@ export function rawRequest(path: string, data: string | Buffer, opts: { end?: bo
   });
 }
 
+/**
+ * One command, sent as the documented client (socat) sends it: the request,
+ * then a half-close. Tests that need the write side kept open use rawRequest.
+ */
 export async function command(path: string, cmd: string, args?: unknown, extra: Record<string, unknown> = {}): Promise<Answer> {
-  const text = await rawRequest(path, JSON.stringify({ command: cmd, ...(args === undefined ? {} : { arguments: args }), ...extra }));
+  const text = await rawRequest(path, JSON.stringify({ command: cmd, ...(args === undefined ? {} : { arguments: args }), ...extra }), { end: true });
   return JSON.parse(text) as Answer;
+}
+
+/**
+ * The request through socat, as the docs show (`echo REQUEST | socat - UNIX-CONNECT:SOCK`):
+ * socat half-closes when its stdin ends, then prints what the server sends until it closes.
+ */
+export function socatRequest(path: string, request: string, timeoutMs = 15_000): Promise<string> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn('socat', ['-', `UNIX-CONNECT:${path}`], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    const t = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`socat gave no complete answer within ${timeoutMs} ms; got ${JSON.stringify(out.slice(0, 200))}`));
+    }, timeoutMs);
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+    child.on('error', (e) => {
+      clearTimeout(t);
+      reject(e);
+    });
+    child.on('exit', (code) => {
+      clearTimeout(t);
+      if (code === 0) resolvePromise(out);
+      else reject(new Error(`socat exited with ${code}: ${err}`));
+    });
+    child.stdin!.end(request + '\n');
+  });
 }
 
 export class Daemon {

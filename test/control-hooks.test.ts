@@ -5,10 +5,11 @@
  * per-library statistics. Each test has a daemon of its own, so that none
  * depends on what an earlier one did to the library.
  */
+import net from 'node:net';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { freePort } from './support/bind9.js';
-import { Daemon, sleep, tempDir, writeJson, type Answer } from './control-daemon.js';
+import { Daemon, rawRequest, sleep, socatRequest, tempDir, writeJson, type Answer } from './control-daemon.js';
 
 const LIB = resolve('test/fixtures/control-commands.mjs');
 const tmp = tempDir('d2box-ctlhooks-');
@@ -93,6 +94,64 @@ describe('hook-registered commands', () => {
     s = await libStatus();
     expect(s.failures.throw).toBe(2);
     expect(s.state).toBe('ready');
+  });
+});
+
+describe('a client that half-closes after its request (socat, the documented client)', () => {
+  // A library's command is answered after a round trip to its worker, so the
+  // client's half-close arrives while it runs; a built-in one answers at once.
+  const hello = JSON.stringify({ command: 'hello-world', arguments: { n: 1 } });
+
+  it('socat gets the answer to a library\'s command and to built-in ones, every time', async () => {
+    for (let i = 0; i < 12; i++) {
+      expect(JSON.parse(await socatRequest(d.socketPath!, hello))).toEqual({ result: 0, text: 'hi there', arguments: { echo: { n: 1 } } });
+    }
+    expect(JSON.parse(await socatRequest(d.socketPath!, '{"command":"config-get"}')).result).toBe(0);
+    const status = JSON.parse(await socatRequest(d.socketPath!, '{"command":"status-get"}'));
+    expect(status.arguments.pid).toBe(d.pid);
+    expect(status.arguments.hooked).toBe('hi there');
+  });
+
+  it('a half-close after each byte: incomplete before the JSON ends, answered once it has', async () => {
+    for (const request of [hello, '{"command":"list-commands"}']) {
+      for (let cut = 1; cut <= request.length; cut++) {
+        const a = JSON.parse(await rawRequest(d.socketPath!, request.slice(0, cut), { end: true }));
+        if (cut < request.length) {
+          expect(a).toEqual({ result: 1, text: `incomplete command of ${cut} bytes: the connection was closed before the JSON ended` });
+        } else {
+          expect(a.result).toBe(0);
+          if (request === hello) expect(a.arguments).toEqual({ echo: { n: 1 } });
+          else expect(a.arguments).toContain('hello-world');
+        }
+      }
+    }
+  });
+
+  it('the request written one byte at a time, then a half-close, is answered', async () => {
+    const a = await new Promise<Answer>((resolvePromise, reject) => {
+      const sock = net.connect(d.socketPath!);
+      let out = '';
+      const t = setTimeout(() => {
+        sock.destroy();
+        reject(new Error(`no answer within 15 s; got ${out}`));
+      }, 15_000);
+      sock.setEncoding('utf8');
+      sock.on('data', (c: string) => (out += c));
+      sock.on('error', reject);
+      sock.on('close', () => {
+        clearTimeout(t);
+        resolvePromise(JSON.parse(out) as Answer);
+      });
+      sock.on('connect', async () => {
+        // A pause between bytes, none between the last byte and the half-close.
+        for (let i = 0; i < hello.length; i++) {
+          if (i > 0) await sleep(1);
+          sock.write(hello[i]!);
+        }
+        sock.end();
+      });
+    });
+    expect(a).toEqual({ result: 0, text: 'hi there', arguments: { echo: { n: 1 } } });
   });
 });
 

@@ -71,6 +71,13 @@ export interface TsigKey {
   'digest-bits'?: number;
 }
 
+/**
+ * What `select_key` may set in `tsig_key`: a configured key by its name (the portable way:
+ * the server fills in algorithm and secret, in a thread and in a sandboxed process alike),
+ * a whole key of the library's own (only where it sees secrets), or null for none.
+ */
+export type TsigKeyChoice = { name: string } | TsigKey | null;
+
 /** A control command's answer, as a command callout sets it in `response`. */
 export interface CommandResponse {
   result: number;

@@ -2,10 +2,10 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { HooksManager } from '../../src/hooks/hooks-manager.js';
+// Through d2box's public entry points only (d2box/host), as a test of your own library would be.
+import { HooksManager } from 'd2box/host';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { canonical } from './index.js';
-import { waitFor } from '../../test/support/wait.js';
 
 const LIBRARY = 'dist/sample-hooks/audit-log/index.js';
 const SECRET = 'c3VwZXItc2VjcmV0LWF1ZGl0';
@@ -37,6 +37,8 @@ async function load(parameters: Record<string, unknown>): Promise<HooksManager> 
   return hooks;
 }
 
+// Bounded polling for what happens after a callout (a flush): generous, the machine may be shared.
+const WAIT = { timeout: 15_000, interval: 10 };
 const records = (file: string) => readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
 
 describe('sample audit-log', () => {
@@ -46,10 +48,10 @@ describe('sample audit-log', () => {
     expect(await h.configured(CONFIG, {})).toEqual({ accepted: true });
     // The timer lives on the server's IOService, owned by the library.
     expect(h.io.pending(LIBRARY)).toBe(1);
-    await waitFor('the configured record to be flushed', () => records(file).some((r) => r.event === 'configured'));
+    await vi.waitFor(() => expect(records(file).some((r) => r.event === 'configured'), 'the configured record to be flushed').toBe(true), WAIT);
     expect(await h.configured(REORDERED, {})).toEqual({ accepted: true });
     expect(await h.configured({ DhcpDdns: {} }, {})).toEqual({ accepted: true });
-    await waitFor('three configured records', () => records(file).filter((r) => r.event === 'configured').length === 3);
+    await vi.waitFor(() => expect(records(file).filter((r) => r.event === 'configured').length === 3, 'three configured records').toBe(true), WAIT);
     const [first, second, third] = records(file).filter((r) => r.event === 'configured');
     expect(first).toMatchObject({
       sha256: createHash('sha256').update(canonical(CONFIG)).digest('hex'),
@@ -74,7 +76,7 @@ describe('sample audit-log', () => {
     const handle = await h.createCalloutHandle();
     handle.setArgument('name', 'config-set').setArgument('arguments', { DhcpDdns: { secret: SECRET } }).setArgument('response', { result: 1, text: 'nope' });
     expect((await h.callCallouts('command_processed', handle)).failures).toEqual([]);
-    await waitFor('the command record', () => records(file).some((r) => r.event === 'command'));
+    await vi.waitFor(() => expect(records(file).some((r) => r.event === 'command'), 'the command record').toBe(true), WAIT);
     expect(records(file).find((r) => r.event === 'command')).toMatchObject({ name: 'config-set', result: 1 });
     expect(readFileSync(file, 'utf8')).not.toContain(SECRET);
   });

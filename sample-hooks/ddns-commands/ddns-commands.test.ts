@@ -1,11 +1,12 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
+// Through d2box's public entry points only, as a test of your own library would be:
+// d2box/host for the hook host, and the d2box program with socat for the control channel.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { CommandMgr } from '../../src/control/command-mgr.js';
-import { UnixCommandSocket } from '../../src/control/unix-command-socket.js';
-import { HooksManager } from '../../src/hooks/hooks-manager.js';
+import { join, resolve } from 'node:path';
+import { HooksManager } from 'd2box/host';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 
 const LIBRARY = 'dist/sample-hooks/ddns-commands/index.js';
 const SECRET_A = 'a2V5LWEtc2VjcmV0LXZhbHVl';
@@ -22,21 +23,27 @@ const CONFIG = {
 };
 
 let hooks: HooksManager | undefined;
-let socket: UnixCommandSocket | undefined;
+let daemon: ChildProcess | undefined;
 let dir: string | undefined;
 afterEach(async () => {
-  await socket?.close();
   await hooks?.unloadLibraries();
+  if (daemon && daemon.exitCode === null && daemon.signalCode === null) {
+    const exited = new Promise((r) => daemon!.once('exit', r));
+    daemon.kill('SIGTERM');
+    const kill = setTimeout(() => daemon!.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(kill);
+  }
   if (dir) rmSync(dir, { recursive: true, force: true });
   hooks = undefined;
-  socket = undefined;
+  daemon = undefined;
   dir = undefined;
 });
 
-async function load(parameters: Record<string, unknown> = {}): Promise<{ hooks: HooksManager; commands: CommandMgr }> {
+async function load(parameters: Record<string, unknown> = {}): Promise<HooksManager> {
   hooks = new HooksManager({ baseDir: process.cwd() });
   await hooks.loadLibraries([{ library: LIBRARY, parameters }]);
-  return { hooks, commands: new CommandMgr(hooks) };
+  return hooks;
 }
 
 async function selectKey(h: HooksManager, address: string, port: number): Promise<void> {
@@ -48,34 +55,30 @@ async function selectKey(h: HooksManager, address: string, port: number): Promis
   expect(handle.getArgument('tsig_key')).toBeNull();
 }
 
-/** One request over the control socket, as a Kea client (kea-shell, socat) sends it. */
-function ask(path: string, request: unknown): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const client = connect(path);
-    let data = '';
-    client.setTimeout(10_000, () => client.destroy(new Error('no answer in 10 s')));
-    client.on('data', (d) => (data += d));
-    client.on('error', reject);
-    client.on('close', () => {
-      try {
-        resolve(JSON.parse(data));
-      } catch (err) {
-        reject(err);
-      }
-    });
-    client.write(JSON.stringify(request));
-  });
+/** One request as the docs send it: `echo REQUEST | socat - UNIX-CONNECT:PATH` (socat half-closes after it). */
+function ask(path: string, request: unknown): unknown {
+  const run = spawnSync('socat', ['-', `UNIX-CONNECT:${path}`], { input: JSON.stringify(request) + '\n', encoding: 'utf8', timeout: 10_000 });
+  if (run.status !== 0) throw new Error(`socat: ${run.status} ${run.stderr}`);
+  return JSON.parse(run.stdout);
+}
+
+/** A free UDP port on loopback for the daemon's NCR listener. */
+async function freeUdpPort(): Promise<number> {
+  const probe = createSocket('udp4');
+  await new Promise<void>((r) => probe.bind(0, '127.0.0.1', () => r()));
+  const { port } = probe.address();
+  await new Promise<void>((r) => probe.close(() => r()));
+  return port;
 }
 
 describe('sample ddns-commands', () => {
-  it('lists its commands in list-commands and lists TSIG keys without their secrets', async () => {
-    const { hooks: h, commands } = await load();
-    const list = await commands.processCommand({ command: 'list-commands' });
-    expect(list.arguments).toEqual(expect.arrayContaining(['ddns-counters-get', 'ddns-counters-reset', 'ddns-keys-list', 'list-commands']));
+  it('registers its commands and lists TSIG keys without their secrets', async () => {
+    const h = await load();
+    expect(h.getCommandNames()).toEqual(['ddns-counters-get', 'ddns-counters-reset', 'ddns-keys-list']);
     // Nothing configured yet: result 3, empty.
-    expect(await commands.processCommand({ command: 'ddns-keys-list' })).toMatchObject({ result: 3 });
+    expect(await h.callCommandHandlers('ddns-keys-list')).toMatchObject({ result: 3 });
     await h.configured(CONFIG, {});
-    const keys = await commands.processCommand({ command: 'ddns-keys-list' });
+    const keys = await h.callCommandHandlers('ddns-keys-list');
     expect(keys).toEqual({
       result: 0,
       text: '2 TSIG keys',
@@ -91,35 +94,56 @@ describe('sample ddns-commands', () => {
   });
 
   it('counts select_key callouts per server and the commands it answered; reset answers the old values', async () => {
-    const { hooks: h, commands } = await load();
+    const h = await load();
     await selectKey(h, '192.0.2.1', 53);
     await selectKey(h, '192.0.2.1', 53);
     await selectKey(h, '2001:db8::1', 5353);
-    const got = await commands.processCommand({ command: 'ddns-counters-get' });
+    const got = await h.callCommandHandlers('ddns-counters-get');
     expect(got).toMatchObject({
       result: 0,
       text: '3 select_key callouts',
       arguments: { 'select-key': 3, servers: { '192.0.2.1:53': 2, '2001:db8::1:5353': 1 }, commands: 1 },
     });
-    const one = await commands.processCommand({ command: 'ddns-counters-get', arguments: { server: '192.0.2.1:53' } });
+    const one = await h.callCommandHandlers('ddns-counters-get', { server: '192.0.2.1:53' });
     expect(one.arguments).toMatchObject({ servers: { '192.0.2.1:53': 2 } });
     expect(Object.keys((one.arguments as { servers: object }).servers)).toEqual(['192.0.2.1:53']);
-    expect(await commands.processCommand({ command: 'ddns-counters-get', arguments: { server: 53 } })).toMatchObject({ result: 1, text: expect.stringMatching(/"server" must be a string/) });
-    const reset = await commands.processCommand({ command: 'ddns-counters-reset' });
+    expect(await h.callCommandHandlers('ddns-counters-get', { server: 53 })).toMatchObject({ result: 1, text: expect.stringMatching(/"server" must be a string/) });
+    const reset = await h.callCommandHandlers('ddns-counters-reset');
     expect(reset.arguments).toMatchObject({ 'select-key': 3, commands: 4 });
-    expect((await commands.processCommand({ command: 'ddns-counters-get' })).arguments).toMatchObject({ 'select-key': 0, servers: {}, commands: 1 });
+    expect((await h.callCommandHandlers('ddns-counters-get')).arguments).toMatchObject({ 'select-key': 0, servers: {}, commands: 1 });
   });
 
-  it('answers over the control channel\'s unix socket', async () => {
-    const { hooks: h, commands } = await load({ commands: ['ddns-keys-list'] });
-    await h.configured(CONFIG, {});
+  it('answers over the control channel\'s unix socket, in the d2box daemon', async () => {
     dir = mkdtempSync(join(tmpdir(), 'd2box-cmd-'));
     const path = join(dir, 'ctrl');
-    socket = new UnixCommandSocket({ path, process: (request) => commands.processCommand(request) });
-    await socket.open();
-    expect(await ask(path, { command: 'ddns-keys-list' })).toMatchObject({ result: 0, arguments: { keys: [{ name: 'key-a' }, { name: 'key-b' }] } });
+    const config = join(dir, 'kea-dhcp-ddns.conf');
+    // The daemon wants a DNS server in each domain (nothing is sent to it here) and, as Kea,
+    // key names spelled as defined.
+    const domains = (list: { name: string; 'key-name': string }[]) => ({
+      'ddns-domains': list.map((d) => ({ name: d.name, 'key-name': d['key-name'].toLowerCase(), 'dns-servers': [{ 'ip-address': '127.0.0.1' }] })),
+    });
+    const d2 = {
+      'ip-address': '127.0.0.1',
+      port: await freeUdpPort(),
+      'control-socket': { 'socket-type': 'unix', 'socket-name': path },
+      'tsig-keys': CONFIG.DhcpDdns['tsig-keys'],
+      'forward-ddns': domains(CONFIG.DhcpDdns['forward-ddns']['ddns-domains']),
+      'reverse-ddns': domains(CONFIG.DhcpDdns['reverse-ddns']['ddns-domains']),
+      'hooks-libraries': [{ library: resolve(LIBRARY), parameters: { commands: ['ddns-keys-list', 'ddns-counters-get'] } }],
+    };
+    writeFileSync(config, JSON.stringify({ DhcpDdns: d2 }));
+    daemon = spawn(process.execPath, ['dist/src/cli.js', '-c', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    daemon.stderr!.on('data', (d) => (stderr += d));
+    // Bounded: the daemon loads the library in its worker first (a shared machine may be slow).
+    await vi.waitFor(() => {
+      expect(daemon!.exitCode, stderr).toBeNull();
+      expect(ask(path, { command: 'status-get' })).toMatchObject({ result: 0 });
+    }, { timeout: 20_000, interval: 100 });
+    expect(ask(path, { command: 'ddns-keys-list' })).toMatchObject({ result: 0, arguments: { keys: [{ name: 'key-a' }, { name: 'key-b' }] } });
+    for (let i = 0; i < 5; i++) expect(ask(path, { command: 'ddns-counters-get' })).toMatchObject({ result: 0, arguments: { 'select-key': 0 } });
     // Only the commands asked for are registered.
-    expect(await ask(path, { command: 'ddns-counters-get' })).toMatchObject({ result: 2 });
+    expect(ask(path, { command: 'ddns-counters-reset' })).toMatchObject({ result: 2 });
   });
 
   it('refuses an unknown command name in its parameters, naming the library', async () => {

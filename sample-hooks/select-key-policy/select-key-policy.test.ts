@@ -1,6 +1,6 @@
+// Through d2box's public entry points only (d2box/host), as a test of your own library would be.
+import { HooksManager, NextStep } from 'd2box/host';
 import { afterEach, describe, expect, it } from 'vitest';
-import { HooksManager } from '../../src/hooks/hooks-manager.js';
-import { NextStep } from '../../src/hooks/protocol.js';
 
 const LIBRARY = 'dist/sample-hooks/select-key-policy/index.js';
 const KEY_A = { name: 'key-a', algorithm: 'HMAC-SHA256', secret: 'Zmlyc3Qga2V5' };

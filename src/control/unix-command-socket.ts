@@ -9,6 +9,8 @@
  *   `timeoutMs` of the last byte (Kea: 10 s) gets a result-1 answer and the
  *   connection closes; the timer is off while the command runs.
  * - At most `maxConnections` at once; more are refused at accept.
+ * - A client that half-closes after its request (socat does) still gets the
+ *   answer: only a half-close before the JSON ends is an incomplete command.
  * - A client that goes away before or during the reply costs nothing: the
  *   command still completes, the reply is dropped.
  * - The socket file is created owner-only (0600): the process umask is
@@ -178,6 +180,9 @@ export class UnixCommandSocket {
     const feed = new JsonFeed();
     let bytes = 0;
     let done = false;
+    // Set once the request is complete: a half-close after it (socat, `nc -N`)
+    // only says nothing more follows, and the answer still goes out.
+    let running = false;
     let timer: NodeJS.Timeout | undefined;
     const arm = () => {
       clearTimeout(timer);
@@ -211,7 +216,7 @@ export class UnixCommandSocket {
       this.connections.delete(sock);
     });
     sock.on('end', () => {
-      if (done) return;
+      if (done || running) return;
       // Half-closed before a complete command: nothing will follow.
       const text = feed.text.trim();
       if (text.length === 0) {
@@ -243,6 +248,7 @@ export class UnixCommandSocket {
       }
       clearTimeout(timer);
       sock.removeAllListeners('data');
+      running = true;
       let request: unknown;
       try {
         request = JSON.parse(feed.text.slice(0, end));

@@ -160,12 +160,14 @@ export class HooksManager {
   /**
    * Runs d2_srv_configured after a (re)configuration: publishes the snapshot
    * and calls the hook with io_context, json_config, server_config and error.
-   * A DROP status rejects the configuration with the `error` text.
+   * A DROP status rejects the configuration with the `error` text. `extra`: arguments
+   * no hook point declares (the load tester numbers this call `loadtest_seq` 0).
    */
-  async configured(jsonConfig: unknown, serverConfig: unknown): Promise<{ accepted: true } | { accepted: false; error: string }> {
+  async configured(jsonConfig: unknown, serverConfig: unknown, extra: Record<string, unknown> = {}): Promise<{ accepted: true } | { accepted: false; error: string }> {
     this.publishConfiguration(jsonConfig, serverConfig);
     const handle = await this.createCalloutHandle();
     try {
+      for (const [name, value] of Object.entries(extra)) handle.setArgument(name, value);
       handle
         .setArgument('io_context', this.io)
         .setArgument('json_config', this.snapshot!.json_config)

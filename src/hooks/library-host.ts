@@ -24,6 +24,7 @@ import { seesSecrets, type HookLibraryConfig } from './library-config.js';
 import { LibraryStats, type LibraryState } from './library-stats.js';
 import { IpcCalloutPort, ProcessPool } from './process-pool.js';
 import { sandboxCommand } from './process-sandbox.js';
+import { withLoadHint } from './load-hints.js';
 import { SecretRedaction } from './secret-redaction.js';
 import { acceptIOServiceMessage, WorkerMessageSchema } from './protocol-schemas.js';
 import {
@@ -197,6 +198,8 @@ export class LibraryHost {
   private pool: Piscina | ProcessPool | undefined;
   /** Set when the library may not see TSIG secrets. */
   private readonly redaction: SecretRedaction | undefined;
+  /** The configured keys, so select_key can name one in either mode (the redaction's own when there is one). */
+  private readonly configuredKeys: SecretRedaction;
   private session: Session | undefined;
   private registrations: Registrations = {};
   private multiThreading = false;
@@ -221,6 +224,7 @@ export class LibraryHost {
     this.stats = new LibraryStats(config.library, index);
     this.log = new Logger('d2box-hooks');
     this.redaction = seesSecrets(config.sandbox) ? undefined : new SecretRedaction();
+    this.configuredKeys = this.redaction ?? new SecretRedaction();
     this.stats.isolation = config.sandbox.isolation;
   }
 
@@ -254,7 +258,7 @@ export class LibraryHost {
     if (result.error) {
       await this.destroyPool();
       this.stats.state = 'stopped';
-      throw new HookLibraryError(this.name, result.error.message);
+      throw new HookLibraryError(this.name, withLoadHint(result.error.message));
     }
   }
 
@@ -281,8 +285,8 @@ export class LibraryHost {
 
   /** Hands the worker the configuration snapshot once; callouts refer to it by version. */
   publishSnapshot(version: number, json_config: unknown, server_config: unknown): void {
+    this.configuredKeys.setConfiguration(json_config);
     if (this.redaction) {
-      this.redaction.setConfiguration(json_config);
       json_config = this.redaction.redact(json_config);
       server_config = this.redaction.redact(server_config);
     }
@@ -392,10 +396,16 @@ export class LibraryHost {
     return this.redaction!.redact(args);
   }
 
-  /** select_key's key, as the library set it, made whole from the configuration (or refused). */
+  /**
+   * select_key's key, as the library set it, made whole from the configuration (or refused).
+   * Without secrets every key is taken by name; a library that sees them may also bring its
+   * own, so only a key without a secret is looked up.
+   */
   private restoreKey(result: CalloutResult): void {
     if (!result.set || !('tsig_key' in result.set)) return;
-    const restored = this.redaction!.restoreKey(result.set.tsig_key);
+    const chosen = result.set.tsig_key;
+    if (!this.redaction && (typeof chosen !== 'object' || chosen === null || 'secret' in chosen)) return;
+    const restored = this.configuredKeys.restoreKey(chosen);
     if ('key' in restored) {
       result.set.tsig_key = restored.key;
       return;
@@ -509,7 +519,7 @@ export class LibraryHost {
     this.inFlight.delete(result.id);
     this.stats.recordLatency((performance.now() - pending.sentAt) * 1000);
     if (result.nonZero > 0) this.stats.nonZeroReturns += result.nonZero;
-    if (this.redaction && pending.request.hook === 'select_key') this.restoreKey(result);
+    if (pending.request.hook === 'select_key') this.restoreKey(result);
     if (result.registrations) this.setRegistrations(result.registrations);
     if (result.failure) this.recordFailure(result.failure, pending.request.hook);
     pending.resolve({

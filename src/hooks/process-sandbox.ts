@@ -9,7 +9,7 @@
  *            `lo`), --die-with-parent, --new-session, a cleared environment; the
  *            file system holds only the Node binary and its shared libraries, the
  *            worker runtime, the author API (`d2box/hooks`, at /node_modules/d2box),
- *            the library's own folder (all read-only), a fresh
+ *            the library's package (libraryPackageRoot; all read-only), a fresh
  *            /proc and /dev, an empty /tmp, and the policy's `allow-write` paths
  *       node --experimental-permission: reads allowed only where bwrap shows
  *            files, writes only to `allow-write`; no child processes, no workers
@@ -20,6 +20,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, realpathSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SandboxPolicy } from './library-config.js';
@@ -119,6 +120,25 @@ function nodeBinds(): [string, string][] {
   return binds;
 }
 
+/**
+ * The library's package: the nearest folder at or above its file's with a package.json, so
+ * a src/ → dist/ layout keeps its package.json and node_modules; the file's own folder when
+ * there is none, or when that package is d2box itself (its samples and test libraries keep
+ * their folder). Never the file system root or the daemon user's home, which a stray
+ * package.json would otherwise show whole.
+ */
+export function libraryPackageRoot(libraryDir: string): string {
+  const stops = new Set(['/', homedir(), PACKAGE_ROOT]);
+  let dir = libraryDir;
+  for (let depth = 0; depth < 64 && !stops.has(dir); depth++) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    const up = dirname(dir);
+    if (up === dir) break;
+    dir = up;
+  }
+  return libraryDir;
+}
+
 export interface SandboxCommand {
   file: string;
   args: string[];
@@ -134,6 +154,7 @@ export function sandboxCommand(libraryPath: string, policy: SandboxPolicy): Sand
   const support = processSandboxSupport();
   if (!support.ok) throw new Error(`"isolation": "process" cannot run on this host (${support.detail}); refusing to run the library unconfined`);
   const libraryDir = dirname(realpathSync(libraryPath));
+  const libraryRoot = libraryPackageRoot(libraryDir);
   const readable: string[] = [];
   const bwrap: string[] = [
     '--unshare-all', // user, IPC, PID, network (only lo), UTS, cgroup
@@ -145,7 +166,10 @@ export function sandboxCommand(libraryPath: string, policy: SandboxPolicy): Sand
     '--proc', '/proc',
     '--dev', '/dev',
     '--tmpfs', '/tmp',
+    // First, so that d2box's own paths bound below stay on top when d2box is installed in the library's package.
+    '--ro-bind', libraryRoot, libraryRoot,
   ];
+  readable.push(libraryRoot);
   for (const [source, dest] of nodeBinds()) bwrap.push('--ro-bind', source, dest);
   for (const path of RUNTIME_PATHS) {
     const full = join(PACKAGE_ROOT, path);
@@ -154,8 +178,6 @@ export function sandboxCommand(libraryPath: string, policy: SandboxPolicy): Sand
   }
   for (const path of AUTHOR_API_PATHS) bwrap.push('--ro-bind', realpathSync(join(PACKAGE_ROOT, path)), join(AUTHOR_API_ROOT, path));
   readable.push(AUTHOR_API_ROOT);
-  bwrap.push('--ro-bind', libraryDir, libraryDir);
-  readable.push(libraryDir);
   const writable: string[] = [];
   for (const path of policy['allow-write']) {
     if (!isAbsolute(path)) throw new Error(`"allow-write" path ${JSON.stringify(path)} must be absolute`);

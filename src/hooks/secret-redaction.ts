@@ -7,7 +7,8 @@
  * of each callout. select_key's tsig_key travels without its secret; the key a
  * library sets there is taken by its name and must be a key of the
  * configuration, whose secret the host puts back. A library can name a key; it
- * can neither read one nor bring its own.
+ * can neither read one nor bring its own. A library that sees secrets names a
+ * key the same way (restoreKey), and may also bring its own.
  */
 import type { SerializedError } from './protocol.js';
 
@@ -62,11 +63,17 @@ export class SecretRedaction {
         error: {
           kind: 'invalid-argument',
           name: 'InvalidArgument',
-          message: `tsig_key names ${JSON.stringify(name)}, which is not a key of the configuration (a library without see-secrets can only name configured keys)`,
+          message: `tsig_key names ${JSON.stringify(name)}, which is not a key of the configuration (tsig-keys: ${this.keyList()})`,
         },
       };
     }
     return { key: { ...key } };
+  }
+
+  private keyList(): string {
+    if (this.keys.size === 0) return 'none';
+    const names = [...this.keys.values()].slice(0, 8).map((k) => JSON.stringify(k.name));
+    return names.join(', ') + (this.keys.size > names.length ? `, and ${this.keys.size - names.length} more` : '');
   }
 }
 

@@ -5,10 +5,10 @@
  * number, an argument no hook point declares: the fault-injection sample
  * draws its fault from it.
  */
-import { parseD2Config, type D2Config } from '../config/d2-config.js';
 import type { CalloutHandle } from '../hooks/callout-handle.js';
 import type { IOService } from '../hooks/io-service.js';
 import { ServerHooks } from '../hooks/server-hooks.js';
+import { generatedConfiguration, type LoadtestConfiguration } from './configuration.js';
 
 export type ArgumentFiller = (handle: CalloutHandle, seq: number) => void;
 
@@ -24,44 +24,13 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-const ALGORITHMS = ['HMAC-MD5', 'HMAC-SHA1', 'HMAC-SHA224', 'HMAC-SHA256', 'HMAC-SHA384', 'HMAC-SHA512'] as const;
-
-/** The configuration d2_srv_configured is called with: a small but complete DhcpDdns. */
-export const LOADTEST_CONFIG = {
-  DhcpDdns: {
-    'ip-address': '127.0.0.1',
-    port: 53001,
-    'tsig-keys': [
-      { name: 'loadtest-a.key', algorithm: 'HMAC-SHA256', secret: 'bG9hZHRlc3QtYQ==' },
-      { name: 'loadtest-b.key', algorithm: 'HMAC-SHA512', secret: 'bG9hZHRlc3QtYg==' },
-    ],
-    'forward-ddns': {
-      'ddns-domains': [
-        { name: 'example.com.', 'key-name': 'loadtest-a.key', 'dns-servers': [{ 'ip-address': '192.0.2.53' }] },
-        { name: 'example.org.', 'key-name': 'loadtest-b.key', 'dns-servers': [{ 'ip-address': '2001:db8::53', port: 5353 }] },
-      ],
-    },
-    'reverse-ddns': {
-      'ddns-domains': [{ name: '2.0.192.in-addr.arpa.', 'key-name': 'loadtest-a.key', 'dns-servers': [{ 'ip-address': '192.0.2.53' }] }],
-    },
-  },
-};
-
-let parsedConfig: D2Config | undefined;
-function loadtestServerConfig(): D2Config {
-  if (!parsedConfig) {
-    const parsed = parseD2Config(JSON.stringify(LOADTEST_CONFIG), { file: 'loadtest', baseDir: process.cwd() });
-    if (!parsed.ok) throw new Error(`the load tester's own configuration does not parse: ${parsed.error}`);
-    parsedConfig = parsed.config;
-  }
-  return parsedConfig;
-}
-
 /**
  * A filler for `hook`: sets the arguments the hook point declares, with values
- * its schema accepts, and `loadtest_seq`. Throws for a hook point d2box does not have.
+ * its schema accepts, drawn from `configuration` where the daemon would take them
+ * from its own, and `loadtest_seq`. Throws for a hook point d2box does not have, and
+ * for select_key when the configuration has no DNS server.
  */
-export function argumentFiller(hook: string, seed: number, io: IOService): ArgumentFiller {
+export function argumentFiller(hook: string, seed: number, io: IOService, configuration: LoadtestConfiguration = generatedConfiguration()): ArgumentFiller {
   const random = seededRandom(seed);
   const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!;
   if (ServerHooks.isCommandHook(hook)) {
@@ -72,26 +41,22 @@ export function argumentFiller(hook: string, seed: number, io: IOService): Argum
   }
   switch (hook) {
     case 'select_key': {
-      const servers = Array.from({ length: 8 }, (_, i) => ({
-        'ip-address': i % 2 === 0 ? `192.0.2.${10 + i}` : `2001:db8::${(10 + i).toString(16)}`,
-        port: i < 6 ? 53 : 5300 + i,
-        'key-name': `loadtest-${i % 3}.key`,
-      }));
-      const keys = [
-        null,
-        ...ALGORITHMS.map((algorithm, i) => ({ name: `loadtest-${i}.key`, algorithm, secret: Buffer.from(`secret ${i}`).toString('base64') })),
-      ];
+      const servers = configuration.servers;
+      if (servers.length === 0) throw new Error(`select_key: the configuration (${configuration.source}) has no DNS servers to draw current_server from`);
       return (h, seq) => {
-        h.setArgument('loadtest_seq', seq).setArgument('current_server', pick(servers)).setArgument('tsig_key', pick(keys));
+        const server = pick(servers);
+        // A copy each time: the handle is the library's to change.
+        h.setArgument('loadtest_seq', seq)
+          .setArgument('current_server', { ...server.current_server })
+          .setArgument('tsig_key', server.tsig_key && { ...server.tsig_key });
       };
     }
     case 'd2_srv_configured': {
-      const serverConfig = loadtestServerConfig();
       return (h, seq) => {
         h.setArgument('loadtest_seq', seq)
           .setArgument('io_context', io)
-          .setArgument('json_config', LOADTEST_CONFIG)
-          .setArgument('server_config', serverConfig)
+          .setArgument('json_config', configuration.json)
+          .setArgument('server_config', configuration.config)
           .setArgument('error', '');
       };
     }

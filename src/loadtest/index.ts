@@ -7,11 +7,16 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import type { HookLibraryConfigInput } from '../hooks/library-config.js';
 import { stderrSink } from '../log/logger.js';
+import { configurationFromFile, generatedConfiguration, LoadtestConfigurationError } from './configuration.js';
 import { formatReport, progressLine } from './report.js';
 import { LoadtestError, MAX_DURATION_S, runLoadtest, type LoadtestOptions } from './runner.js';
 
 export const LOADTEST_USAGE = `Usage: d2box loadtest [options]
-  --library PATH        hook library to drive (default: the fault-injection sample)
+  --library PATH        hook library to drive (default: the --config file's hooks-libraries,
+                        else the fault-injection sample)
+  --config FILE         a DhcpDdns configuration: d2_srv_configured gets it before the run, and
+                        select_key's arguments are drawn from its DNS servers and keys
+                        (default: a generated one, printed with the report)
   --parameters JSON     the library's parameters
   --sandbox JSON        sandbox policy overrides, e.g. '{"callout-timeout-ms":200,"max-restarts":20}'
   --hook NAME           hook point: select_key (default), d2_srv_configured, command_processed,
@@ -87,6 +92,7 @@ export function parseLoadtestArgs(argv: string[]):
       allowPositionals: false,
       options: {
         library: { type: 'string' },
+        config: { type: 'string' },
         parameters: { type: 'string' },
         sandbox: { type: 'string' },
         hook: { type: 'string' },
@@ -123,9 +129,19 @@ export function parseLoadtestArgs(argv: string[]):
     seed,
     ...extra,
   });
+  let configuration;
+  try {
+    configuration = o.config !== undefined ? configurationFromFile(o.config) : generatedConfiguration();
+  } catch (err) {
+    throw new LoadtestError(err instanceof LoadtestConfigurationError ? err.message : `--config: ${(err as Error).message}`);
+  }
   const libraries: HookLibraryConfigInput[] = [];
   if (o.library !== undefined) {
     libraries.push({ library: o.library, parameters, ...(sandbox ? { sandbox } : {}) });
+    if (faults) libraries.push({ library: faultLibrary, parameters: faultParameters({}), ...(sandbox ? { sandbox } : {}) });
+  } else if (configuration.hooksLibraries.length > 0) {
+    // The file's libraries, as the daemon would load them; --sandbox still overrides.
+    for (const entry of configuration.hooksLibraries) libraries.push(sandbox ? { ...entry, sandbox: { ...entry.sandbox, ...sandbox } } : entry);
     if (faults) libraries.push({ library: faultLibrary, parameters: faultParameters({}), ...(sandbox ? { sandbox } : {}) });
   } else {
     libraries.push({ library: faultLibrary, parameters: faultParameters(parameters), ...(sandbox ? { sandbox } : {}) });
@@ -134,7 +150,7 @@ export function parseLoadtestArgs(argv: string[]):
   const durationS = numberOption('duration', o.duration, false) ?? (count === undefined ? 10 : undefined);
   const concurrency = numberOption('concurrency', o.concurrency, true) ?? 16;
   return {
-    options: { libraries, hook, concurrency, seed, revive: o.revive === true, ...(count !== undefined ? { count } : {}), ...(durationS !== undefined ? { durationS } : {}) },
+    options: { libraries, hook, concurrency, seed, configuration, revive: o.revive === true, ...(count !== undefined ? { count } : {}), ...(durationS !== undefined ? { durationS } : {}) },
     json: o.json === true,
     progress: o['no-progress'] ? false : o.progress ? true : undefined,
     progressIntervalMs: numberOption('progress-interval', o['progress-interval'], true),

@@ -21,6 +21,13 @@ export function formatReport(r: LoadtestReport): string {
     const n = r.outcomes[outcome];
     if (MAIN_OUTCOMES.has(outcome) || n > 0) row(`outcome ${outcome}`, `${n}${pct(n)}`);
   }
+  if (r.keyChoices) {
+    const ok = r.outcomes.ok;
+    const share = (n: number) => (ok === 0 ? '' : `  ${((100 * n) / ok).toFixed(2)}% of ok`);
+    row('select_key key kept', `${r.keyChoices.kept}${share(r.keyChoices.kept)}`);
+    row('select_key key changed', `${r.keyChoices.changed}${share(r.keyChoices.changed)}`);
+    row('select_key server skipped', `${r.keyChoices.skipped}${share(r.keyChoices.skipped)}`);
+  }
   row('non-zero returns', r.nonZeroReturns);
   row('worker restarts', r.restarts);
   row('quarantines', r.quarantines);
@@ -43,5 +50,19 @@ export function formatReport(r: LoadtestReport): string {
     const failures = Object.entries(s.failures).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none';
     return `  ${s.library}: ${s.state}, calls ${s.calls}, restarts ${s.restarts}, failures: ${failures}${s.quarantineReason ? `; quarantined: ${s.quarantineReason}` : ''}`;
   });
-  return [header, ...lines, 'library statistics:', ...libraries, ''].join('\n');
+  return [header, ...lines, 'library statistics:', ...libraries, ...configurationLines(r), ''].join('\n');
+}
+
+/** What d2_srv_configured got first and select_key's arguments were drawn from. */
+function configurationLines(r: LoadtestReport): string[] {
+  const c = r.configuration;
+  const generated = c.source === 'generated';
+  return [
+    `configuration: ${generated ? 'generated (give --config FILE to run with yours)' : c.source}; d2_srv_configured first${r.hook === 'select_key' ? ', select_key drawn from these servers, each with the key D2 would use' : ''}`,
+    `  keys: ${c.keys.length === 0 ? 'none' : c.keys.map((k) => `${k.name} ${k.algorithm}${k['digest-bits'] ? `/${k['digest-bits']}` : ''}`).join(', ')}`,
+    ...c.servers.map((s) => {
+      const address = s['ip-address'].includes(':') ? `[${s['ip-address']}]` : s['ip-address'];
+      return `  server ${address}:${s.port}  ${s.direction} ${s.domain}  key ${s['key-name'] ?? 'none'}`;
+    }),
+  ];
 }

@@ -12,9 +12,10 @@ import { CalloutHandle } from '../hooks/callout-handle.js';
 import { HooksManager, type ChainReport } from '../hooks/hooks-manager.js';
 import type { HookLibraryConfigInput } from '../hooks/library-config.js';
 import type { LibraryStatsSnapshot } from '../hooks/library-stats.js';
-import type { FailureKind } from '../hooks/protocol.js';
+import { NextStep, type FailureKind } from '../hooks/protocol.js';
 import { Logger, stderrSink, type LogRecord } from '../log/logger.js';
 import { argumentFiller } from './arguments.js';
+import { generatedConfiguration, type LoadtestConfiguration, type LoadtestServer } from './configuration.js';
 
 /** Outcomes of a callout as the table shows them; `other` collects load, protocol and io-callback. */
 export const OUTCOMES = ['ok', 'throw', 'reject', 'timeout', 'oom', 'exit', 'crash', 'invalid', 'log-flood', 'quarantined', 'other'] as const;
@@ -45,6 +46,8 @@ export interface LoadtestOptions {
   signal?: AbortSignal;
   /** Where relative library paths are resolved from. */
   baseDir?: string;
+  /** What d2_srv_configured gets before the run and select_key's arguments are drawn from (default: generated). */
+  configuration?: LoadtestConfiguration;
 }
 
 export interface LoadtestProgress {
@@ -81,8 +84,20 @@ export interface LoadtestReport {
   logLinesSuppressed: number;
   eventLoopDelayMs: { p50: number; p99: number; max: number };
   memoryMb: { rss: number; heapUsed: number; peakRss: number; peakHeapUsed: number };
-  /** The library statistics at the end of the run, before unloading. */
+  /** The library statistics at the end of the run, before unloading (d2_srv_configured before the run included). */
   libraryStatistics: LibraryStatsSnapshot[];
+  /** The configuration d2_srv_configured got first: its DNS servers and keys (secrets left out). */
+  configuration: {
+    source: string;
+    servers: { domain: string; direction: LoadtestServer['direction']; 'ip-address': string; port: number; 'key-name': string | null }[];
+    keys: { name: string; algorithm: string; 'digest-bits'?: number }[];
+  };
+  /**
+   * select_key only, over the callouts that ended ok: the key D2 would have used kept, changed
+   * (another key or none), or the server skipped. A library whose mapping matches none of the
+   * servers keeps every key.
+   */
+  keyChoices?: { kept: number; changed: number; skipped: number };
 }
 
 export class LoadtestError extends Error {
@@ -104,6 +119,12 @@ function outcomeOf(report: ChainReport): Outcome {
     default:
       return kind;
   }
+}
+
+/** A key argument's identity: its name as DNS compares it, or '' for none. */
+function keyName(key: unknown): string {
+  const name = typeof key === 'object' && key !== null ? (key as { name?: unknown }).name : undefined;
+  return typeof name === 'string' ? name.toLowerCase().replace(/\.$/, '') : '';
 }
 
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
@@ -140,12 +161,18 @@ export async function runLoadtest(options: LoadtestOptions): Promise<LoadtestRep
     if (!hooks.calloutsPresent(hook)) {
       throw new LoadtestError(`no library registers a callout on ${hook} (${hooks.getLibraryNames().join(', ')})`);
     }
+    const configuration = options.configuration ?? generatedConfiguration();
     let fill;
     try {
-      fill = argumentFiller(hook, seed, hooks.io);
+      fill = argumentFiller(hook, seed, hooks.io, configuration);
     } catch (err) {
       throw new LoadtestError((err as Error).message);
     }
+    // As the daemon: d2_srv_configured with the configuration before anything else. Numbered 0,
+    // so a library that draws from loadtest_seq (fault-injection) treats it as outside the run.
+    const configured = await hooks.configured(configuration.json, configuration.config, { loadtest_seq: 0 });
+    if (!configured.accepted) throw new LoadtestError(`d2_srv_configured refused the configuration (${configuration.source}): ${configured.error}`);
+    const keyChoices = hook === 'select_key' ? { kept: 0, changed: 0, skipped: 0 } : undefined;
 
     const bareHandle = hook === 'context_create' || hook === 'context_destroy';
     const outcomes = Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as Record<Outcome, number>;
@@ -200,10 +227,16 @@ export async function runLoadtest(options: LoadtestOptions): Promise<LoadtestRep
         // driving those hook points themselves takes a bare handle, or they would run twice.
         const handle = bareHandle ? new CalloutHandle() : await hooks.createCalloutHandle();
         fill(handle, seq);
+        const given = keyChoices && keyName(handle.getArgument('tsig_key'));
         const report = await hooks.callCallouts(hook, handle);
         latency.record(Math.max(1, Math.round((performance.now() - t0) * 1000)));
         const outcome = outcomeOf(report);
         outcomes[outcome]++;
+        if (keyChoices && outcome === 'ok') {
+          if (hooks.nextStep(hook, handle) !== NextStep.CONTINUE) keyChoices.skipped++;
+          else if (keyName(handle.hasArgument('tsig_key') ? handle.getArgument('tsig_key') : null) === given) keyChoices.kept++;
+          else keyChoices.changed++;
+        }
         completed++;
         if (outcome !== 'ok') errors++;
         await handle.destroy();
@@ -248,6 +281,18 @@ export async function runLoadtest(options: LoadtestOptions): Promise<LoadtestRep
       eventLoopDelayMs: { p50: ns(50), p99: ns(99), max: round3(Math.max(0, loopDelay.max / 1e6 - LOOP_RESOLUTION_MS)) },
       memoryMb: { rss: mb(memory.rss), heapUsed: mb(memory.heapUsed), peakRss: mb(peakRss), peakHeapUsed: mb(peakHeap) },
       libraryStatistics,
+      configuration: {
+        source: configuration.source,
+        servers: configuration.servers.map((s) => ({
+          domain: s.domain,
+          direction: s.direction,
+          'ip-address': s.current_server['ip-address'],
+          port: s.current_server.port,
+          'key-name': s.current_server['key-name'] ?? null,
+        })),
+        keys: configuration.keys.map(({ secret: _secret, ...named }) => named),
+      },
+      ...(keyChoices ? { keyChoices } : {}),
     };
   } finally {
     await hooks.unloadLibraries();
