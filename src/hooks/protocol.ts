@@ -192,10 +192,67 @@ export type WorkerMessage =
 
 // ---------------------------------------------------------------------------
 // Process mode ("isolation": "process"): the same tasks and ports, carried over
-// the sandboxed child's IPC channel (Node's "advanced" serialization, which is
-// structured clone). The callout port is the channel 'callout', the IOService
+// the sandboxed child's channel: a socket on its descriptor CHANNEL_FD (not
+// Node's IPC channel), carrying frames of JSON behind a length prefix
+// (channel-frames.ts). The callout port is the channel 'callout', the IOService
 // port 'io'; ports comlink transfers travel as relayed channels (ipc-ports.ts).
-// The host checks every envelope the child sends: the child is not trusted.
+// The host checks every frame and envelope the child sends against
+// CHILD_FRAME_BOUNDS and the declarations below: the child is not trusted.
+
+/** The channel's descriptor in the child (spawn's stdio slot 3). */
+export const CHANNEL_FD = 3;
+
+/** Bounds a reader holds a channel's frames to; one that breaks any of them ends the channel. */
+export interface FrameBounds {
+  /** Bytes in one frame, after its 4-byte length prefix. */
+  maxFrameBytes: number;
+  /** Bytes per second over the channel, with one second's worth as burst. */
+  bytesPerSecond: number;
+  /** Frames per second, likewise: tiny frames cost the host per frame, not per byte. */
+  framesPerSecond: number;
+  /** Arrays and objects inside one another (the frame's top value is depth 1). */
+  maxDepth: number;
+  /** Values in one frame, every nested one and every object key counted. */
+  maxElements: number;
+  /** UTF-16 units in one string or object key. */
+  maxStringChars: number;
+}
+
+/**
+ * What the host takes from a library's process. JSON has no back-references, so
+ * what the host rebuilds and checks is at most what crossed the wire, which these
+ * bound. The bench (64 callouts in flight, one batch of results per turn of the
+ * child's loop) uses under a tenth of the rates; the largest honest frames are a
+ * command's answer or a burst of log lines (4096 characters a line).
+ */
+export const CHILD_FRAME_BOUNDS: FrameBounds = {
+  maxFrameBytes: 1 << 20,
+  bytesPerSecond: 64 << 20,
+  framesPerSecond: 100_000,
+  maxDepth: 64,
+  maxElements: 100_000,
+  maxStringChars: 256 * 1024,
+};
+
+/**
+ * What the child takes from the host, which it trusts: only a frame size, for a
+ * configuration snapshot far larger than any real one.
+ */
+export const HOST_FRAME_BOUNDS: FrameBounds = {
+  maxFrameBytes: 256 << 20,
+  bytesPerSecond: Infinity,
+  framesPerSecond: Infinity,
+  maxDepth: Infinity,
+  maxElements: Infinity,
+  maxStringChars: Infinity,
+};
+
+/**
+ * Bytes the host may have written to a child that it has not read yet. Past this the
+ * child has stopped reading (the host would otherwise buffer without end): a
+ * `protocol` failure. One configuration snapshot is written whole, whatever its size.
+ */
+export const CHANNEL_MAX_UNREAD_BYTES = 64 << 20;
 
 export interface PortEnvelope {
   t: 'port';

@@ -1,0 +1,217 @@
+/**
+ * The frames of the process mode's channel: a 4-byte big-endian length, then
+ * that many bytes of JSON. Both sides use this file, as they use protocol.ts:
+ * the host (process-pool.ts) reads the child with CHILD_FRAME_BOUNDS, the child
+ * (workers/process-worker.ts) reads the host with HOST_FRAME_BOUNDS.
+ *
+ * JSON and not structured clone (Node's "advanced" IPC serialization), because
+ * structured clone has back-references: a repeated object crosses once and is
+ * rebuilt as often as it is referenced, so a small message could cost the host
+ * millions of entries. A JSON frame costs what it weighs, and the reader checks
+ * the weight before it parses and the shape right after.
+ */
+import { performance } from 'node:perf_hooks';
+import type { FrameBounds } from './protocol.js';
+
+const HEADER_BYTES = 4;
+
+/** A frame broke a bound or did not parse; the channel is finished. */
+export class ChannelViolation extends Error {
+  override name = 'ChannelViolation';
+}
+
+/** A value that JSON would silently turn into something else, or drop. */
+export class UnencodableValue extends TypeError {
+  override name = 'UnencodableValue';
+}
+
+/**
+ * `message` as one frame. Throws UnencodableValue on what would not arrive as
+ * it was sent (functions, symbols, non-finite numbers, Maps, Dates, Buffers,
+ * class instances), as structured clone threw on what it could not clone, and
+ * on a frame larger than `maxFrameBytes`; a cycle or a BigInt throws JSON's own
+ * TypeError. An undefined property is left out, as an absent one.
+ */
+export function encodeFrame(message: unknown, maxFrameBytes: number): Buffer {
+  const json = JSON.stringify(message, plainValue);
+  if (json === undefined) throw new UnencodableValue('the message is not a JSON value');
+  const length = Buffer.byteLength(json);
+  if (length > maxFrameBytes) throw new UnencodableValue(`the message takes ${length} bytes, over the frame limit of ${maxFrameBytes}`);
+  const frame = Buffer.allocUnsafe(HEADER_BYTES + length);
+  frame.writeUInt32BE(length, 0);
+  frame.write(json, HEADER_BYTES, 'utf8');
+  return frame;
+}
+
+function plainValue(this: Record<string, unknown>, key: string, value: unknown): unknown {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+    case 'undefined':
+      return value;
+    case 'number':
+      if (Number.isFinite(value)) return value;
+      throw new UnencodableValue(`${value} has no JSON form`);
+    case 'object': {
+      if (value === null) return value;
+      // A value JSON took from toJSON() (a Date, a Buffer) is not the value that was there.
+      if (this[key] !== value) throw new UnencodableValue(`${describe(this[key])} has no faithful JSON form`);
+      if (Array.isArray(value)) return value;
+      const proto = Object.getPrototypeOf(value) as unknown;
+      if (proto === Object.prototype || proto === null) return value;
+      throw new UnencodableValue(`${describe(value)} has no faithful JSON form`);
+    }
+    default:
+      throw new UnencodableValue(`a ${typeof value} has no JSON form`);
+  }
+}
+
+function describe(value: unknown): string {
+  const name = (value as { constructor?: { name?: unknown } } | null)?.constructor?.name;
+  return typeof name === 'string' ? `a ${name}` : `a ${typeof value}`;
+}
+
+/**
+ * Cuts a channel's byte stream into messages, holding it to `bounds`. What it
+ * keeps between reads is at most one frame: a header announcing more than
+ * maxFrameBytes is refused before a byte of its body is kept.
+ */
+export class BoundedFrameReader {
+  private readonly chunks: Buffer[] = [];
+  private buffered = 0;
+  /** The body length of the frame under way, once its header is in. */
+  private expected = -1;
+  private byteTokens: number;
+  private frameTokens: number;
+  private refilledAt: number;
+  private broken: ChannelViolation | undefined;
+
+  constructor(
+    private readonly bounds: FrameBounds,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.byteTokens = bounds.bytesPerSecond;
+    this.frameTokens = bounds.framesPerSecond;
+    this.refilledAt = now();
+  }
+
+  /**
+   * The messages completed by `chunk`, in order. Throws ChannelViolation when the
+   * bytes break a bound or a frame does not parse; every later read throws it again.
+   */
+  read(chunk: Buffer): unknown[] {
+    if (this.broken) throw this.broken;
+    try {
+      return this.consume(chunk);
+    } catch (err) {
+      this.broken = err instanceof ChannelViolation ? err : new ChannelViolation(`a frame could not be read: ${(err as Error).message}`);
+      this.chunks.length = 0;
+      this.buffered = 0;
+      throw this.broken;
+    }
+  }
+
+  private consume(chunk: Buffer): unknown[] {
+    this.refill();
+    this.byteTokens -= chunk.length;
+    if (this.byteTokens < 0) throw new ChannelViolation(`more than ${this.bounds.bytesPerSecond} bytes per second`);
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    const messages: unknown[] = [];
+    for (;;) {
+      if (this.expected < 0) {
+        if (this.buffered < HEADER_BYTES) break;
+        this.expected = this.take(HEADER_BYTES).readUInt32BE(0);
+        if (this.expected > this.bounds.maxFrameBytes) {
+          throw new ChannelViolation(`a frame of ${this.expected} bytes, over the limit of ${this.bounds.maxFrameBytes}`);
+        }
+      }
+      if (this.buffered < this.expected) break;
+      const body = this.take(this.expected);
+      this.expected = -1;
+      if (--this.frameTokens < 0) throw new ChannelViolation(`more than ${this.bounds.framesPerSecond} frames per second`);
+      let message: unknown;
+      try {
+        message = JSON.parse(body.toString('utf8'));
+      } catch (err) {
+        throw new ChannelViolation(`a frame that is not JSON (${(err as Error).message})`);
+      }
+      this.checkShape(message);
+      messages.push(message);
+    }
+    return messages;
+  }
+
+  /** The first `n` buffered bytes, removed from the buffer. */
+  private take(n: number): Buffer {
+    const first = this.chunks[0]!;
+    let out: Buffer;
+    if (first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+    } else {
+      out = Buffer.allocUnsafe(n);
+      let filled = 0;
+      while (filled < n) {
+        const head = this.chunks[0]!;
+        const part = Math.min(head.length, n - filled);
+        head.copy(out, filled, 0, part);
+        filled += part;
+        if (part === head.length) this.chunks.shift();
+        else this.chunks[0] = head.subarray(part);
+      }
+    }
+    this.buffered -= n;
+    return out;
+  }
+
+  private refill(): void {
+    const now = this.now();
+    const seconds = (now - this.refilledAt) / 1000;
+    this.refilledAt = now;
+    this.byteTokens = Math.min(this.bounds.bytesPerSecond, this.byteTokens + seconds * this.bounds.bytesPerSecond);
+    this.frameTokens = Math.min(this.bounds.framesPerSecond, this.frameTokens + seconds * this.bounds.framesPerSecond);
+  }
+
+  /**
+   * Depth, element count and string length of a parsed frame, walked without
+   * recursion (a deep frame must not exhaust this side's stack either). A
+   * `__proto__` key is refused too: copied with plain assignment on the host, it
+   * would set a prototype instead of a property.
+   */
+  private checkShape(root: unknown): void {
+    const { maxDepth, maxElements, maxStringChars } = this.bounds;
+    if (maxDepth === Infinity && maxElements === Infinity && maxStringChars === Infinity) return;
+    const values: unknown[] = [root];
+    const depths: number[] = [1];
+    let elements = 0;
+    while (values.length > 0) {
+      const value = values.pop();
+      const depth = depths.pop()!;
+      if (++elements > maxElements) throw new ChannelViolation(`a frame of more than ${maxElements} values`);
+      if (typeof value === 'string') {
+        if (value.length > maxStringChars) throw new ChannelViolation(`a string of ${value.length} characters, over the limit of ${maxStringChars}`);
+        continue;
+      }
+      if (typeof value !== 'object' || value === null) continue;
+      if (depth > maxDepth) throw new ChannelViolation(`values nested deeper than ${maxDepth}`);
+      if (Array.isArray(value)) {
+        if (elements + values.length + value.length > maxElements) throw new ChannelViolation(`a frame of more than ${maxElements} values`);
+        for (let i = 0; i < value.length; i++) {
+          values.push(value[i]);
+          depths.push(depth + 1);
+        }
+        continue;
+      }
+      const record = value as Record<string, unknown>;
+      for (const key of Object.keys(record)) {
+        if (++elements > maxElements) throw new ChannelViolation(`a frame of more than ${maxElements} values`);
+        if (key.length > maxStringChars) throw new ChannelViolation(`a key of ${key.length} characters, over the limit of ${maxStringChars}`);
+        if (key === '__proto__') throw new ChannelViolation('a "__proto__" key');
+        values.push(record[key]);
+        depths.push(depth + 1);
+      }
+    }
+  }
+}
