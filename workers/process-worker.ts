@@ -35,15 +35,23 @@ const channel = new Socket({ fd: CHANNEL_FD, readable: true, writable: true });
 
 /** Throws UnencodableValue on what cannot cross, as postMessage throws on what it cannot clone. */
 const send = (message: ChildToHost): void => {
-  channel.write(encodeFrame(message, CHILD_FRAME_BOUNDS.maxFrameBytes));
+  channel.write(encodeFrame(message, CHILD_FRAME_BOUNDS));
 };
 
+/** Results per frame: a burst of callouts in flight stays well inside the element bound. */
+const RESULTS_PER_FRAME = 128;
+
 /**
- * A callout-port message. Log lines come in whatever number the library's rate
- * allows, so a burst too large for one frame is cut into several; results are
- * split by the session itself when a batch will not go.
+ * A callout-port message. Results go in frames of RESULTS_PER_FRAME; when one
+ * will not go, the session sends them one by one (the host ignores an answer
+ * twice). Log lines come in whatever number the library's rate allows, so a
+ * burst too large for one frame is cut into several.
  */
 const sendCallout = (message: WorkerMessage): void => {
+  if (message.t === 'results' && message.batch.length > RESULTS_PER_FRAME) {
+    for (let i = 0; i < message.batch.length; i += RESULTS_PER_FRAME) sendCallout({ t: 'results', batch: message.batch.slice(i, i + RESULTS_PER_FRAME) });
+    return;
+  }
   try {
     send({ t: 'port', ch: 'callout', m: message });
   } catch (err) {
@@ -79,7 +87,7 @@ const die = (err: unknown): void => {
   const exit = (): never => process.exit(70);
   try {
     // Exits once the report is written; the timer in case the host no longer reads.
-    channel.write(encodeFrame({ t: 'fatal', error: serializeError('crash', err) } satisfies ChildToHost, CHILD_FRAME_BOUNDS.maxFrameBytes), exit);
+    channel.write(encodeFrame({ t: 'fatal', error: serializeError('crash', err) } satisfies ChildToHost, CHILD_FRAME_BOUNDS), exit);
     setTimeout(exit, 1000).unref();
   } catch {
     exit();

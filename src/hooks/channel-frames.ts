@@ -26,17 +26,21 @@ export class UnencodableValue extends TypeError {
 }
 
 /**
- * `message` as one frame. Throws UnencodableValue on what would not arrive as
- * it was sent (functions, symbols, non-finite numbers, Maps, Dates, Buffers,
- * class instances), as structured clone threw on what it could not clone, and
- * on a frame larger than `maxFrameBytes`; a cycle or a BigInt throws JSON's own
- * TypeError. An undefined property is left out, as an absent one.
+ * `message` as one frame that a reader holding `bounds` accepts. Throws
+ * UnencodableValue on what would not arrive as it was sent (functions, symbols,
+ * non-finite numbers, Maps, Dates, Buffers, class instances), as structured
+ * clone threw on what it could not clone, and on a frame that breaks `bounds`
+ * (so that an honest sender is told here, not killed there); a cycle or a
+ * BigInt throws JSON's own TypeError. An undefined property is left out, as an
+ * absent one.
  */
-export function encodeFrame(message: unknown, maxFrameBytes: number): Buffer {
+export function encodeFrame(message: unknown, bounds: FrameBounds): Buffer {
   const json = JSON.stringify(message, plainValue);
   if (json === undefined) throw new UnencodableValue('the message is not a JSON value');
   const length = Buffer.byteLength(json);
-  if (length > maxFrameBytes) throw new UnencodableValue(`the message takes ${length} bytes, over the frame limit of ${maxFrameBytes}`);
+  if (length > bounds.maxFrameBytes) throw new UnencodableValue(`the message takes ${length} bytes, over the frame limit of ${bounds.maxFrameBytes}`);
+  const broken = shapeViolation(message, bounds);
+  if (broken) throw new UnencodableValue(`the message has ${broken}`);
   const frame = Buffer.allocUnsafe(HEADER_BYTES + length);
   frame.writeUInt32BE(length, 0);
   frame.write(json, HEADER_BYTES, 'utf8');
@@ -136,7 +140,8 @@ export class BoundedFrameReader {
       } catch (err) {
         throw new ChannelViolation(`a frame that is not JSON (${(err as Error).message})`);
       }
-      this.checkShape(message);
+      const broken = shapeViolation(message, this.bounds);
+      if (broken) throw new ChannelViolation(`a frame with ${broken}`);
       messages.push(message);
     }
     return messages;
@@ -174,44 +179,53 @@ export class BoundedFrameReader {
     this.frameTokens = Math.min(this.bounds.framesPerSecond, this.frameTokens + seconds * this.bounds.framesPerSecond);
   }
 
-  /**
-   * Depth, element count and string length of a parsed frame, walked without
-   * recursion (a deep frame must not exhaust this side's stack either). A
-   * `__proto__` key is refused too: copied with plain assignment on the host, it
-   * would set a prototype instead of a property.
-   */
-  private checkShape(root: unknown): void {
-    const { maxDepth, maxElements, maxStringChars } = this.bounds;
-    if (maxDepth === Infinity && maxElements === Infinity && maxStringChars === Infinity) return;
-    const values: unknown[] = [root];
-    const depths: number[] = [1];
-    let elements = 0;
-    while (values.length > 0) {
-      const value = values.pop();
-      const depth = depths.pop()!;
-      if (++elements > maxElements) throw new ChannelViolation(`a frame of more than ${maxElements} values`);
-      if (typeof value === 'string') {
-        if (value.length > maxStringChars) throw new ChannelViolation(`a string of ${value.length} characters, over the limit of ${maxStringChars}`);
-        continue;
-      }
-      if (typeof value !== 'object' || value === null) continue;
-      if (depth > maxDepth) throw new ChannelViolation(`values nested deeper than ${maxDepth}`);
-      if (Array.isArray(value)) {
-        if (elements + values.length + value.length > maxElements) throw new ChannelViolation(`a frame of more than ${maxElements} values`);
-        for (let i = 0; i < value.length; i++) {
-          values.push(value[i]);
-          depths.push(depth + 1);
-        }
-        continue;
-      }
-      const record = value as Record<string, unknown>;
-      for (const key of Object.keys(record)) {
-        if (++elements > maxElements) throw new ChannelViolation(`a frame of more than ${maxElements} values`);
-        if (key.length > maxStringChars) throw new ChannelViolation(`a key of ${key.length} characters, over the limit of ${maxStringChars}`);
-        if (key === '__proto__') throw new ChannelViolation('a "__proto__" key');
-        values.push(record[key]);
-        depths.push(depth + 1);
-      }
+}
+
+/**
+ * What in `value` breaks the depth, element or string bounds, or undefined. The
+ * walk recurses no deeper than maxDepth, so a deep value cannot exhaust the
+ * stack. A `__proto__` key is refused too: copied by plain assignment on the
+ * host, it would set a prototype instead of a property.
+ */
+export function shapeViolation(value: unknown, bounds: FrameBounds): string | undefined {
+  if (bounds.maxDepth === Infinity && bounds.maxElements === Infinity && bounds.maxStringChars === Infinity) return undefined;
+  const walk = new ShapeWalk(bounds);
+  walk.visit(value, 1);
+  return walk.broken;
+}
+
+class ShapeWalk {
+  elements = 0;
+  broken: string | undefined;
+
+  constructor(private readonly bounds: FrameBounds) {}
+
+  visit(value: unknown, depth: number): void {
+    if (++this.elements > this.bounds.maxElements) {
+      this.broken ??= `more than ${this.bounds.maxElements} values`;
+      return;
+    }
+    if (typeof value === 'string') {
+      if (value.length > this.bounds.maxStringChars) this.broken ??= `a string of ${value.length} characters, over the limit of ${this.bounds.maxStringChars}`;
+      return;
+    }
+    if (typeof value !== 'object' || value === null) return;
+    if (depth > this.bounds.maxDepth) {
+      this.broken ??= `values nested deeper than ${this.bounds.maxDepth}`;
+      return;
+    }
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length && this.broken === undefined; i++) this.visit(value[i], depth + 1);
+      return;
+    }
+    const record = value as Record<string, unknown>;
+    for (const key in record) {
+      if (this.broken !== undefined) return;
+      if (!Object.hasOwn(record, key)) continue;
+      if (key.length > this.bounds.maxStringChars) this.broken = `a key of ${key.length} characters, over the limit of ${this.bounds.maxStringChars}`;
+      else if (key === '__proto__') this.broken = 'a "__proto__" key';
+      else if (++this.elements > this.bounds.maxElements) this.broken = `more than ${this.bounds.maxElements} values`;
+      else this.visit(record[key], depth + 1);
     }
   }
 }

@@ -214,7 +214,7 @@ export class ProcessPool extends EventEmitter {
    */
   private postNow(child: LibraryChild, message: HostToChild): void {
     if (child.channel.destroyed) return;
-    const frame = encodeFrame(message, HOST_FRAME_BOUNDS.maxFrameBytes);
+    const frame = encodeFrame(message, HOST_FRAME_BOUNDS);
     if (child.channel.writableLength > CHANNEL_MAX_UNREAD_BYTES) {
       this.violation(child, `nothing while ${child.channel.writableLength} bytes to it were left unread`);
       return;
