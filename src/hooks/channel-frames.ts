@@ -14,6 +14,8 @@ import { performance } from 'node:perf_hooks';
 import type { FrameBounds } from './protocol.js';
 
 const HEADER_BYTES = 4;
+/** The rates' burst: a quarter second's worth may arrive at once (a burst of results, a log burst). */
+const BURST_SECONDS = 0.25;
 
 /** A frame broke a bound or did not parse; the channel is finished. */
 export class ChannelViolation extends Error {
@@ -94,8 +96,8 @@ export class BoundedFrameReader {
     private readonly bounds: FrameBounds,
     private readonly now: () => number = () => performance.now(),
   ) {
-    this.byteTokens = bounds.bytesPerSecond;
-    this.frameTokens = bounds.framesPerSecond;
+    this.byteTokens = bounds.bytesPerSecond * BURST_SECONDS;
+    this.frameTokens = bounds.framesPerSecond * BURST_SECONDS;
     this.refilledAt = now();
   }
 
@@ -174,9 +176,10 @@ export class BoundedFrameReader {
   private refill(): void {
     const now = this.now();
     const seconds = (now - this.refilledAt) / 1000;
+    if (!(seconds > 0)) return;
     this.refilledAt = now;
-    this.byteTokens = Math.min(this.bounds.bytesPerSecond, this.byteTokens + seconds * this.bounds.bytesPerSecond);
-    this.frameTokens = Math.min(this.bounds.framesPerSecond, this.frameTokens + seconds * this.bounds.framesPerSecond);
+    this.byteTokens = Math.min(this.bounds.bytesPerSecond * BURST_SECONDS, this.byteTokens + seconds * this.bounds.bytesPerSecond);
+    this.frameTokens = Math.min(this.bounds.framesPerSecond * BURST_SECONDS, this.frameTokens + seconds * this.bounds.framesPerSecond);
   }
 
 }

@@ -206,7 +206,7 @@ export const CHANNEL_FD = 3;
 export interface FrameBounds {
   /** Bytes in one frame, after its 4-byte length prefix. */
   maxFrameBytes: number;
-  /** Bytes per second over the channel, with one second's worth as burst. */
+  /** Bytes per second over the channel; a quarter second's worth may come at once. */
   bytesPerSecond: number;
   /** Frames per second, likewise: tiny frames cost the host per frame, not per byte. */
   framesPerSecond: number;
