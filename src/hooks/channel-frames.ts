@@ -50,6 +50,8 @@ export function encodeFrame(message: unknown, bounds: FrameBounds): Buffer {
 }
 
 function plainValue(this: Record<string, unknown>, key: string, value: unknown): unknown {
+  // A value JSON took from toJSON() (a Date, a Buffer) is not the value that was there.
+  if (!Object.is(value, this[key])) throw new UnencodableValue(`${describe(this[key])} has no faithful JSON form`);
   switch (typeof value) {
     case 'string':
     case 'boolean':
@@ -59,10 +61,7 @@ function plainValue(this: Record<string, unknown>, key: string, value: unknown):
       if (Number.isFinite(value)) return value;
       throw new UnencodableValue(`${value} has no JSON form`);
     case 'object': {
-      if (value === null) return value;
-      // A value JSON took from toJSON() (a Date, a Buffer) is not the value that was there.
-      if (this[key] !== value) throw new UnencodableValue(`${describe(this[key])} has no faithful JSON form`);
-      if (Array.isArray(value)) return value;
+      if (value === null || Array.isArray(value)) return value;
       const proto = Object.getPrototypeOf(value) as unknown;
       if (proto === Object.prototype || proto === null) return value;
       throw new UnencodableValue(`${describe(value)} has no faithful JSON form`);
@@ -151,6 +150,7 @@ export class BoundedFrameReader {
 
   /** The first `n` buffered bytes, removed from the buffer. */
   private take(n: number): Buffer {
+    if (n === 0) return Buffer.alloc(0);
     const first = this.chunks[0]!;
     let out: Buffer;
     if (first.length >= n) {
