@@ -38,6 +38,8 @@ import {
   type WorkerBootData,
 } from './protocol.js';
 
+/** How long a dead child's channel and stderr may stay open before they are cut. */
+const DRAIN_AFTER_EXIT_MS = 2000;
 /** How much of the child's stderr is kept to explain its death. */
 const STDERR_TAIL_CHARS = 4096;
 
@@ -201,7 +203,16 @@ export class ProcessPool extends EventEmitter {
       if (child === this.child) child.process.kill('SIGKILL');
     });
     proc.on('error', (err) => this.onChildGone(child, err));
-    proc.on('exit', (code, signal) => this.onChildGone(child, this.deathError(code, signal)));
+    // The death counts once the channel and stderr are drained ('close'): the child's
+    // last frames (its fatal report) and its last words (a heap-limit message) may still
+    // be in flight at 'exit'. Should anything keep them open, they are cut after a while.
+    proc.on('close', (code, signal) => this.onChildGone(child, this.deathError(code, signal)));
+    proc.once('exit', () => {
+      setTimeout(() => {
+        child.channel.destroy();
+        proc.stderr?.destroy();
+      }, DRAIN_AFTER_EXIT_MS).unref();
+    });
     this.post(child, { t: 'boot', boot: this.boot });
     return child;
   }
