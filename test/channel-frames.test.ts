@@ -72,6 +72,16 @@ describe('encodeFrame and BoundedFrameReader', () => {
     }
   });
 
+  it('counts structure off the bytes before parsing, and never inside strings', () => {
+    const bounds: FrameBounds = { ...CHILD_FRAME_BOUNDS, maxDepth: 3, maxElements: 6 };
+    // Brackets, commas, colons and escaped quotes inside strings are text.
+    const text = '{"a":"[[[[,,,::\\"[[{{\\\\","b":[1]}';
+    expect(new BoundedFrameReader(bounds).read(rawFrame(text))).toEqual([JSON.parse(text)]);
+    // Refused before JSON.parse would build 200,000 arrays or objects.
+    expect(() => new BoundedFrameReader(CHILD_FRAME_BOUNDS).read(rawFrame('['.repeat(200_000) + ']'.repeat(200_000)))).toThrow(/nested deeper than 64/);
+    expect(() => new BoundedFrameReader(CHILD_FRAME_BOUNDS).read(rawFrame(`[${new Array(200_000).fill('{}').join(',')}]`))).toThrow(/more than 50000 values/);
+  });
+
   it('holds the rates, with a quarter second of burst, on its own clock', () => {
     let now = 0;
     const bounds: FrameBounds = { ...CHILD_FRAME_BOUNDS, bytesPerSecond: 4000, framesPerSecond: 40 };

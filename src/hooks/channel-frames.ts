@@ -135,6 +135,8 @@ export class BoundedFrameReader {
       const body = this.take(this.expected);
       this.expected = -1;
       if (--this.frameTokens < 0) throw new ChannelViolation(`more than ${this.bounds.framesPerSecond} frames per second`);
+      const overbuilt = structureViolation(body, this.bounds);
+      if (overbuilt) throw new ChannelViolation(`a frame with ${overbuilt}`);
       let message: unknown;
       try {
         message = JSON.parse(body.toString('utf8'));
@@ -182,6 +184,60 @@ export class BoundedFrameReader {
     this.frameTokens = Math.min(this.bounds.framesPerSecond * BURST_SECONDS, this.frameTokens + seconds * this.bounds.framesPerSecond);
   }
 
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN_BRACE = 0x7b;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACE = 0x7d;
+const CLOSE_BRACKET = 0x5d;
+const COMMA = 0x2c;
+const COLON = 0x3a;
+
+/**
+ * Depth and element count read off a frame's bytes, before JSON.parse builds
+ * anything: in JSON one byte can cost an allocation (`[` an array, `{}` an
+ * object), so a frame of nesting or of empty objects would cost the parser far
+ * more than its size in plain values. Elements are counted low (containers,
+ * commas and colons), so this never refuses what shapeViolation would accept;
+ * that exact check still runs on what it lets through.
+ */
+export function structureViolation(body: Buffer, bounds: FrameBounds): string | undefined {
+  if (bounds.maxDepth === Infinity && bounds.maxElements === Infinity) return undefined;
+  let depth = 0;
+  let elements = 0;
+  for (let i = 0; i < body.length; i++) {
+    switch (body[i]) {
+      case QUOTE: {
+        // Jump to the closing quote: one not preceded by an odd run of backslashes.
+        let end = body.indexOf(QUOTE, i + 1);
+        for (;;) {
+          if (end < 0) return undefined; // unterminated: JSON.parse refuses it
+          let slashes = 0;
+          while (body[end - 1 - slashes] === BACKSLASH) slashes++;
+          if (slashes % 2 === 0) break;
+          end = body.indexOf(QUOTE, end + 1);
+        }
+        i = end;
+        break;
+      }
+      case OPEN_BRACE:
+      case OPEN_BRACKET:
+        if (++depth > bounds.maxDepth) return `values nested deeper than ${bounds.maxDepth}`;
+        if (++elements > bounds.maxElements) return `more than ${bounds.maxElements} values`;
+        break;
+      case CLOSE_BRACE:
+      case CLOSE_BRACKET:
+        depth--;
+        break;
+      case COMMA:
+      case COLON:
+        if (++elements > bounds.maxElements) return `more than ${bounds.maxElements} values`;
+        break;
+    }
+  }
+  return undefined;
 }
 
 /**
