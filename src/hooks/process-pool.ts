@@ -21,6 +21,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import type { MessagePort } from 'node:worker_threads';
 import { Logger } from '../log/logger.js';
 import { BoundedFrameReader, encodeFrame } from './channel-frames.js';
@@ -29,6 +30,7 @@ import type { SandboxCommand } from './process-sandbox.js';
 import { OpenResultSchema, SerializedErrorSchema, SessionResultSchema } from './protocol-schemas.js';
 import {
   CHANNEL_FD,
+  CHANNEL_MAX_LOOP_SHARE,
   CHANNEL_MAX_UNREAD_BYTES,
   CHILD_FRAME_BOUNDS,
   HOST_FRAME_BOUNDS,
@@ -38,6 +40,10 @@ import {
   type WorkerBootData,
 } from './protocol.js';
 
+/** Main-loop time one chunk of a library's channel may take before its reading yields a turn. */
+const CHANNEL_SLICE_MS = 2;
+/** The loop-share budget's burst: a second's worth of CHANNEL_MAX_LOOP_SHARE. */
+const LOOP_BURST_MS = 1000 * CHANNEL_MAX_LOOP_SHARE;
 /** How long a dead child's channel and stderr may stay open before they are cut. */
 const DRAIN_AFTER_EXIT_MS = 2000;
 /** How much of the child's stderr is kept to explain its death. */
@@ -62,6 +68,9 @@ interface LibraryChild {
   process: ChildProcess;
   channel: Socket;
   reader: BoundedFrameReader;
+  /** Main-loop milliseconds its channel may still take (CHANNEL_MAX_LOOP_SHARE), and when that was reckoned. */
+  loopBudgetMs: number;
+  loopBudgetAt: number;
 }
 
 /**
@@ -189,7 +198,13 @@ export class ProcessPool extends EventEmitter {
     const stdio: ('ignore' | 'pipe')[] = ['ignore', 'ignore', 'pipe'];
     stdio[CHANNEL_FD] = 'pipe';
     const proc = spawn(this.command.file, this.command.args, { stdio, env: this.command.env });
-    const child: LibraryChild = { process: proc, channel: proc.stdio[CHANNEL_FD] as Socket, reader: new BoundedFrameReader(CHILD_FRAME_BOUNDS) };
+    const child: LibraryChild = {
+      process: proc,
+      channel: proc.stdio[CHANNEL_FD] as Socket,
+      reader: new BoundedFrameReader(CHILD_FRAME_BOUNDS),
+      loopBudgetMs: LOOP_BURST_MS,
+      loopBudgetAt: performance.now(),
+    };
     this.child = child;
     proc.stderr!.setEncoding('utf8');
     proc.stderr!.on('data', (chunk: string) => {
@@ -244,6 +259,7 @@ export class ProcessPool extends EventEmitter {
 
   private onChannelData(child: LibraryChild, chunk: Buffer): void {
     if (child !== this.child) return;
+    const started = performance.now();
     let messages: unknown[];
     try {
       messages = child.reader.read(chunk);
@@ -258,6 +274,21 @@ export class ProcessPool extends EventEmitter {
       } catch (err) {
         this.backstop(child, err);
       }
+    }
+    const now = performance.now();
+    child.loopBudgetMs = Math.min(LOOP_BURST_MS, child.loopBudgetMs + (started - child.loopBudgetAt) * CHANNEL_MAX_LOOP_SHARE) - (now - started);
+    child.loopBudgetAt = now;
+    if (child.loopBudgetMs < 0 && child === this.child) {
+      this.violation(child, `frames that kept the main loop busy more than ${CHANNEL_MAX_LOOP_SHARE * 100}% of the time`);
+      return;
+    }
+    if (now - started > CHANNEL_SLICE_MS && !child.channel.destroyed) {
+      // The socket hands over many chunks in one go: a library whose frames keep the
+      // loop busy reads on only after everything else has had its turn.
+      child.channel.pause();
+      setImmediate(() => {
+        if (!child.channel.destroyed) child.channel.resume();
+      });
     }
   }
 

@@ -260,6 +260,16 @@ export const HOST_FRAME_BOUNDS: FrameBounds = {
  */
 export const CHANNEL_MAX_UNREAD_BYTES = 64 << 20;
 
+/**
+ * The share of the main loop's time that reading one library's channel may take,
+ * averaged with a second's worth of it as burst. Past it the library is failed
+ * (`protocol`): frames inside every bound still cost the host per byte, and this
+ * caps what a library sending them without pause can take. Measured: the bench's
+ * busiest library (1000 callouts in flight) takes about 7%, a flood of ~900 KB
+ * frames under the byte rate over 60%.
+ */
+export const CHANNEL_MAX_LOOP_SHARE = 0.3;
+
 export interface PortEnvelope {
   t: 'port';
   ch: string;
