@@ -5,7 +5,7 @@
  * other.
  *
  * Channels, per library worker (a worker thread, or in process mode a sandboxed
- * child process carrying the same channels over its IPC pipe, see below):
+ * child process carrying the same channels over its own socket, see below):
  *  - piscina tasks (`OpenTask`, `SessionTask`): the worker's life, owned by piscina
  *    (start, deadline abort, replacement, resource limits);
  *  - the callout port: a raw MessagePort opened by the session task carrying
