@@ -21,12 +21,13 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HooksManager } from '../src/hooks/hooks-manager.js';
 import type { LibraryStatsSnapshot } from '../src/hooks/library-stats.js';
 import { processSandboxSupport } from '../src/hooks/process-sandbox.js';
 import { CHANNEL_MAX_LOOP_SHARE, CHILD_FRAME_BOUNDS } from '../src/hooks/protocol.js';
 import { NcrSender } from '../src/ncr/ncr-sender.js';
 import { Daemon, sleep, tempDir } from './control-daemon.js';
-import { configJson, ncr } from './fixtures/d2-harness.js';
+import { configInput, configJson, ncr } from './fixtures/d2-harness.js';
 import { digRecords, freePort, startBind9, type Bind9Server } from './support/bind9.js';
 
 const KEY = { name: 'd2.key', algorithm: 'HMAC-SHA256', secret: randomBytes(32).toString('base64') };
@@ -200,4 +201,40 @@ describe('isolation "process": a library that attacks its own channel', () => {
       }
     }, 120_000);
   }
+});
+
+describe('isolation "process": what JSON cannot carry', () => {
+  it('an argument of the server\'s that JSON would change fails its callout as "invalid-argument"; the library is kept', async () => {
+    const hooks = new HooksManager({ baseDir: process.cwd() });
+    try {
+      await hooks.loadLibraries([{ library: resolve('test/fixtures/basic.mjs'), parameters: { keys: { '192.0.2.1': { name: 'd2.key' } } }, sandbox: { isolation: 'process', 'on-failure': 'continue' } }]);
+      const input = configInput({ port: await freePort(), keys: [KEY] });
+      expect(await hooks.configured(input.json, input.config)).toEqual({ accepted: true });
+      const call = async (extra: unknown) => {
+        const h = await hooks.createCalloutHandle();
+        h.setArgument('current_server', { 'ip-address': '192.0.2.1', port: 53, extra }).setArgument('tsig_key', null);
+        const report = await hooks.callCallouts('select_key', h);
+        const key = h.getArgument('tsig_key');
+        await h.destroy();
+        return { failures: report.failures, key };
+      };
+      // Structured clone carried these; as JSON they would arrive as something else.
+      for (const extra of [new Map([['a', 1]]), new Date(0), Buffer.from('x'), NaN]) {
+        const r = await call(extra);
+        expect(r.failures, String(extra)).toEqual([{ library: resolve('test/fixtures/basic.mjs'), failure: expect.objectContaining({ kind: 'invalid-argument', message: expect.stringMatching(/cannot cross threads: .*(no faithful JSON form|no JSON form)/) }) }]);
+        expect(r.key).toBeNull();
+      }
+      // The same library, same process, still answers.
+      const ok = await call('plain');
+      expect(ok.failures).toEqual([]);
+      expect(ok.key).toEqual(KEY);
+      const status = hooks.getLibraryStatistics()[0]!;
+      expect(status).toMatchObject({ state: 'ready', restarts: 0 });
+      // The server's argument was at fault, not the library: nothing is counted against it.
+      expect(status.failures.protocol).toBe(0);
+      expect(status.failures.crash).toBe(0);
+    } finally {
+      await hooks.unloadLibraries();
+    }
+  });
 });
