@@ -20,7 +20,8 @@ import { z } from 'zod';
 import { Logger } from '../log/logger.js';
 import type { IOService } from './io-service.js';
 import { IOServiceBridge } from './io-service.js';
-import { seesSecrets, type HookLibraryConfig } from './library-config.js';
+import { maxExternalMb, seesSecrets, type HookLibraryConfig } from './library-config.js';
+import { LibraryMemoryWatch } from './library-memory-watch.js';
 import { LibraryStats, type LibraryState } from './library-stats.js';
 import { IpcCalloutPort, ProcessPool } from './process-pool.js';
 import { sandboxCommand } from './process-sandbox.js';
@@ -211,6 +212,7 @@ export class LibraryHost {
   private snapshot: { version: number; json_config: unknown; server_config: unknown } | undefined;
   private logTokens = Infinity;
   private logRefilledAt = 0;
+  private readonly memory: LibraryMemoryWatch;
 
   constructor(
     readonly config: HookLibraryConfig,
@@ -222,6 +224,7 @@ export class LibraryHost {
     this.log = new Logger('d2box-hooks');
     this.redaction = seesSecrets(config.sandbox) ? undefined : new SecretRedaction();
     this.stats.isolation = config.sandbox.isolation;
+    this.memory = new LibraryMemoryWatch(config.library, { heapMb: config.sandbox['max-heap-mb'], externalMb: maxExternalMb(config.sandbox) });
   }
 
   get policy(): HookLibraryConfig['sandbox'] {
@@ -432,6 +435,9 @@ export class LibraryHost {
       const session: Session = { port, abort, bridge, loaded: false, settleLoad: { resolve, reject }, replacement };
       this.session = session;
       port.on('message', (m: unknown) => this.onWorkerMessage(session, m));
+      const overLimit = (message: string) => this.terminate(session, 'oom', message);
+      if (pool instanceof ProcessPool) this.memory.watchProcess(() => pool.pid, overLimit);
+      else this.memory.watchThread(overLimit);
       session.loadTimer = setTimeout(() => {
         session.abortedFor = { kind: 'load', message: `load() did not finish in ${this.policy['load-timeout-ms']} ms` };
         abort.abort();
@@ -500,6 +506,9 @@ export class LibraryHost {
         session.unloadReported = true;
         this.logUnload(message.unloadReturn, message.error);
         return;
+      case 'memory':
+        this.memory.report(message.heapBytes, message.externalBytes);
+        return;
     }
   }
 
@@ -528,6 +537,7 @@ export class LibraryHost {
     session.port.close();
     if (session !== this.session) return;
     this.session = undefined;
+    this.memory.unwatch();
     if (this.stopping) {
       // The session result carries the unload outcome too: log it from there when
       // the 'unloaded' message was still queued on the port closed above.

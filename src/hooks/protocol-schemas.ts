@@ -40,6 +40,7 @@ export const WorkerMessageSchema = z.discriminatedUnion('t', [
   }),
   z.object({ t: z.literal('registrations'), registrations: RegistrationsSchema }),
   z.object({ t: z.literal('unloaded'), unloadReturn: z.number().nullable(), error: SerializedErrorSchema.optional() }),
+  z.object({ t: z.literal('memory'), heapBytes: z.number().nonnegative(), externalBytes: z.number().nonnegative() }),
 ]) satisfies z.ZodType<WorkerMessage>;
 
 /**
