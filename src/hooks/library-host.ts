@@ -26,7 +26,7 @@ import { LibraryStats, type LibraryState } from './library-stats.js';
 import { IpcCalloutPort, ProcessPool } from './process-pool.js';
 import { sandboxCommand } from './process-sandbox.js';
 import { SecretRedaction } from './secret-redaction.js';
-import { acceptIOServiceMessage, WorkerMessageSchema } from './protocol-schemas.js';
+import { acceptIOServiceMessage, oversizedChanges, WorkerMessageSchema } from './protocol-schemas.js';
 import {
   ARG_REF_KEY,
   NextStep,
@@ -518,6 +518,12 @@ export class LibraryHost {
     this.inFlight.delete(result.id);
     this.stats.recordLatency((performance.now() - pending.sentAt) * 1000);
     if (result.nonZero > 0) this.stats.nonZeroReturns += result.nonZero;
+    const oversized = (result.set || result.context) && oversizedChanges(result);
+    if (oversized) {
+      // More than the host keeps for a library (protocol.ts HELD_LIMITS): its changes are dropped.
+      result.set = result.context = undefined;
+      result.failure ??= serializeError('invalid-argument', new Error(oversized));
+    }
     if (this.redaction && pending.request.hook === 'select_key') this.restoreKey(result);
     if (result.registrations) this.setRegistrations(result.registrations);
     if (result.failure) this.recordFailure(result.failure, pending.request.hook);

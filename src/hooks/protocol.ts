@@ -206,6 +206,23 @@ export interface MemoryReport {
 }
 export const MEMORY_REPORT_INTERVAL_MS = 100;
 
+/**
+ * Bounds on what a library can make the host keep (docs/isolation.md, "Memory a
+ * library makes the host hold"). An error's message is kept as the library's
+ * lastFailure and logged; registrations are kept until the next table; a
+ * result's arguments and context are kept for the request's life.
+ */
+export const HELD_LIMITS = {
+  errorMessageChars: 4096,
+  errorStackChars: 16_384,
+  registeredHooks: 1024,
+  hookNameChars: 255,
+  /** Arguments set by one round trip (a command's response may be large). */
+  setBytes: 1024 * 1024,
+  /** One library's context on one request. */
+  contextBytes: 64 * 1024,
+} as const;
+
 // ---------------------------------------------------------------------------
 // Process mode ("isolation": "process"): the same tasks and ports, carried over
 // the sandboxed child's IPC channel (Node's "advanced" serialization, which is
