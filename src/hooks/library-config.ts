@@ -9,6 +9,12 @@ export const SandboxPolicySchema = z
     'callout-timeout-ms': z.number().int().positive().max(3_600_000).default(500),
     'load-timeout-ms': z.number().int().positive().max(3_600_000).default(10_000),
     'max-heap-mb': z.number().int().min(8).max(65_536).default(128),
+    /**
+     * Memory outside the V8 heap (ArrayBuffers, Buffers, typed arrays, WebAssembly
+     * memories, external strings), which max-heap-mb does not bound. Default: the
+     * library's max-heap-mb. Checked by the host (library-memory-watch.ts).
+     */
+    'max-external-mb': z.number().int().min(8).max(65_536).optional(),
     'on-failure': z.enum(['drop', 'continue']).default('drop'),
     'max-restarts': z.number().int().nonnegative().default(5),
     'restart-window-s': z.number().positive().default(60),
@@ -31,6 +37,11 @@ export const SandboxPolicySchema = z
     }
   });
 export type SandboxPolicy = z.infer<typeof SandboxPolicySchema>;
+
+/** The library's limit on memory outside its V8 heap, in MB ('max-external-mb' above). */
+export function maxExternalMb(policy: SandboxPolicy): number {
+  return policy['max-external-mb'] ?? policy['max-heap-mb'];
+}
 
 /** Whether a library is shown TSIG secrets (see 'see-secrets' above). */
 export function seesSecrets(policy: SandboxPolicy): boolean {

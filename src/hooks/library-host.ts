@@ -20,13 +20,14 @@ import { z } from 'zod';
 import { Logger } from '../log/logger.js';
 import type { IOService } from './io-service.js';
 import { IOServiceBridge } from './io-service.js';
-import { seesSecrets, type HookLibraryConfig } from './library-config.js';
+import { maxExternalMb, seesSecrets, type HookLibraryConfig } from './library-config.js';
+import { LibraryMemoryWatch } from './library-memory-watch.js';
 import { LibraryStats, type LibraryState } from './library-stats.js';
 import { IpcCalloutPort, ProcessPool } from './process-pool.js';
 import { sandboxCommand } from './process-sandbox.js';
 import { withLoadHint } from './load-hints.js';
 import { SecretRedaction } from './secret-redaction.js';
-import { acceptIOServiceMessage, WorkerMessageSchema } from './protocol-schemas.js';
+import { acceptIOServiceMessage, oversizedChanges, WorkerMessageSchema } from './protocol-schemas.js';
 import {
   ARG_REF_KEY,
   NextStep,
@@ -214,6 +215,7 @@ export class LibraryHost {
   private snapshot: { version: number; json_config: unknown; server_config: unknown } | undefined;
   private logTokens = Infinity;
   private logRefilledAt = 0;
+  private readonly memory: LibraryMemoryWatch;
 
   constructor(
     readonly config: HookLibraryConfig,
@@ -226,6 +228,7 @@ export class LibraryHost {
     this.redaction = seesSecrets(config.sandbox) ? undefined : new SecretRedaction();
     this.configuredKeys = this.redaction ?? new SecretRedaction();
     this.stats.isolation = config.sandbox.isolation;
+    this.memory = new LibraryMemoryWatch(config.library, { heapMb: config.sandbox['max-heap-mb'], externalMb: maxExternalMb(config.sandbox) });
   }
 
   get policy(): HookLibraryConfig['sandbox'] {
@@ -442,6 +445,9 @@ export class LibraryHost {
       const session: Session = { port, abort, bridge, loaded: false, settleLoad: { resolve, reject }, replacement };
       this.session = session;
       port.on('message', (m: unknown) => this.onWorkerMessage(session, m));
+      const overLimit = (message: string) => this.terminate(session, 'oom', message);
+      if (pool instanceof ProcessPool) this.memory.watchProcess(() => pool.pid, overLimit);
+      else this.memory.watchThread(overLimit);
       session.loadTimer = setTimeout(() => {
         session.abortedFor = { kind: 'load', message: `load() did not finish in ${this.policy['load-timeout-ms']} ms` };
         abort.abort();
@@ -510,6 +516,9 @@ export class LibraryHost {
         session.unloadReported = true;
         this.logUnload(message.unloadReturn, message.error);
         return;
+      case 'memory':
+        this.memory.report(message.heapBytes, message.externalBytes);
+        return;
     }
   }
 
@@ -519,6 +528,12 @@ export class LibraryHost {
     this.inFlight.delete(result.id);
     this.stats.recordLatency((performance.now() - pending.sentAt) * 1000);
     if (result.nonZero > 0) this.stats.nonZeroReturns += result.nonZero;
+    const oversized = (result.set || result.context) && oversizedChanges(result);
+    if (oversized) {
+      // More than the host keeps for a library (protocol.ts HELD_LIMITS): its changes are dropped.
+      result.set = result.context = undefined;
+      result.failure ??= serializeError('invalid-argument', new Error(oversized));
+    }
     if (pending.request.hook === 'select_key') this.restoreKey(result);
     if (result.registrations) this.setRegistrations(result.registrations);
     if (result.failure) this.recordFailure(result.failure, pending.request.hook);
@@ -538,6 +553,7 @@ export class LibraryHost {
     session.port.close();
     if (session !== this.session) return;
     this.session = undefined;
+    this.memory.unwatch();
     if (this.stopping) {
       // The session result carries the unload outcome too: log it from there when
       // the 'unloaded' message was still queued on the port closed above.

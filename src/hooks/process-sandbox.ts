@@ -23,7 +23,7 @@ import { existsSync, realpathSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { SandboxPolicy } from './library-config.js';
+import { maxExternalMb, type SandboxPolicy } from './library-config.js';
 
 /** The package root: two levels above this file, in src/ (tsx) and in dist/src/ alike. */
 const PACKAGE_ROOT = (() => {
@@ -46,6 +46,9 @@ const RUNTIME_PATHS = ['package.json', 'dist/workers', 'dist/src/hooks/protocol.
  */
 const AUTHOR_API_PATHS = ['package.json', 'dist/workers', 'dist/src/hooks/protocol.js'];
 const AUTHOR_API_ROOT = '/node_modules/d2box';
+
+/** The address space V8 reserves for one WebAssembly memory (8 GiB + guard regions). */
+const WASM_MEMORY_RESERVATION_MB = 10 * 1024;
 
 export interface SandboxSupport {
   ok: boolean;
@@ -198,8 +201,10 @@ export function sandboxCommand(libraryPath: string, policy: SandboxPolicy): Sand
     `--cpu=${policy['max-cpu-seconds']}:${policy['max-cpu-seconds'] + 1}`,
     `--nofile=${policy['max-open-files']}`,
     // V8 reserves address space well beyond its heap; the cap is there against runaway
-    // native allocation, the heap cap against a runaway JavaScript heap.
-    `--as=${(policy['max-heap-mb'] + 2048) * 1024 * 1024}`,
+    // native allocation, the heap cap against a runaway JavaScript heap. A WebAssembly
+    // memory reserves 10 GiB of address space (guard regions), not of memory: room for
+    // two. What is resident is bounded by the host (library-memory-watch.ts).
+    `--as=${(policy['max-heap-mb'] + maxExternalMb(policy) + 2048 + 2 * WASM_MEMORY_RESERVATION_MB) * 1024 * 1024}`,
   ];
   return {
     file: findExecutable('prlimit')!,

@@ -5,15 +5,20 @@
  * declared type, so the two cannot drift apart.
  */
 import { z } from 'zod';
-import { FAILURE_KINDS, type CalloutResult, type IOServiceRemote, type OpenResult, type Registrations, type SerializedError, type SessionResult, type WorkerMessage } from './protocol.js';
+import { FAILURE_KINDS, HELD_LIMITS, type CalloutResult, type IOServiceRemote, type OpenResult, type Registrations, type SerializedError, type SessionResult, type WorkerMessage } from './protocol.js';
 
-const RegistrationsSchema = z.record(z.string(), z.number().int().nonnegative()) satisfies z.ZodType<Registrations>;
+const RegistrationsSchema = z
+  .record(z.string().max(HELD_LIMITS.hookNameChars), z.number().int().nonnegative())
+  .refine((r) => Object.keys(r).length <= HELD_LIMITS.registeredHooks, `more than ${HELD_LIMITS.registeredHooks} hook points registered`) satisfies z.ZodType<Registrations>;
+
+/** Cut, not refused: a long message is the library's right, keeping all of it is not the host's duty. */
+const cut = (max: number) => z.string().transform((s) => (s.length > max ? `${s.slice(0, max)}…` : s));
 
 export const SerializedErrorSchema = z.object({
   kind: z.enum(FAILURE_KINDS),
-  name: z.string(),
-  message: z.string(),
-  stack: z.string().optional(),
+  name: cut(256),
+  message: cut(HELD_LIMITS.errorMessageChars),
+  stack: cut(HELD_LIMITS.errorStackChars).optional(),
 }) satisfies z.ZodType<SerializedError>;
 
 export const CalloutResultSchema = z.object({
@@ -40,6 +45,7 @@ export const WorkerMessageSchema = z.discriminatedUnion('t', [
   }),
   z.object({ t: z.literal('registrations'), registrations: RegistrationsSchema }),
   z.object({ t: z.literal('unloaded'), unloadReturn: z.number().nullable(), error: SerializedErrorSchema.optional() }),
+  z.object({ t: z.literal('memory'), heapBytes: z.number().nonnegative(), externalBytes: z.number().nonnegative() }),
 ]) satisfies z.ZodType<WorkerMessage>;
 
 /**
@@ -67,3 +73,35 @@ export const SessionResultSchema = z.object({
   unloadReturn: z.number().nullable(),
   error: SerializedErrorSchema.optional(),
 }).strict() satisfies z.ZodType<SessionResult>;
+
+/**
+ * Why a result's changes are too large for the host to keep (HELD_LIMITS), or
+ * undefined. The size is estimated (string lengths, 8 bytes a number or key), and
+ * the walk stops as soon as it is past the bound, so a normal result costs a few
+ * steps.
+ */
+export function oversizedChanges(result: CalloutResult): string | undefined {
+  if (result.set && !withinBytes(result.set, HELD_LIMITS.setBytes)) return `the arguments it set exceed ${HELD_LIMITS.setBytes} bytes`;
+  if (result.context && !withinBytes(result.context, HELD_LIMITS.contextBytes)) return `its context exceeds ${HELD_LIMITS.contextBytes} bytes`;
+  return undefined;
+}
+
+function withinBytes(value: unknown, limit: number): boolean {
+  let budget = limit;
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v === 'string') budget -= v.length + 8;
+    else if (ArrayBuffer.isView(v)) budget -= v.byteLength + 8;
+    else if (v instanceof ArrayBuffer) budget -= v.byteLength + 8;
+    else if (typeof v === 'object' && v !== null) {
+      for (const key in v) {
+        budget -= key.length + 8;
+        stack.push((v as Record<string, unknown>)[key]);
+      }
+      if (v instanceof Map || v instanceof Set) for (const entry of v) stack.push(entry);
+    } else budget -= 8;
+    if (budget < 0) return false;
+  }
+  return true;
+}

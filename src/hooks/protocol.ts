@@ -188,7 +188,40 @@ export type WorkerMessage =
   /** `suppressed`: lines dropped by the rate limit since the last log message. */
   | { t: 'log'; lines: { level: LogLevel; text: string }[]; suppressed: number }
   | { t: 'registrations'; registrations: Registrations }
-  | { t: 'unloaded'; unloadReturn: number | null; error?: SerializedError };
+  | { t: 'unloaded'; unloadReturn: number | null; error?: SerializedError }
+  | MemoryReport;
+
+/**
+ * A worker thread's own memory, sent every MEMORY_REPORT_INTERVAL_MS from its
+ * event loop (workers/memory-report.ts): its isolate's V8 heap (committed) and
+ * what V8 attributes to it outside the heap (ArrayBuffers, Buffers, typed
+ * arrays, WebAssembly memories, external strings). Untrusted: the host checks
+ * the figures against the library's limits, and watches the process's resident
+ * memory itself for a worker that stops reporting (library-memory-watch.ts).
+ */
+export interface MemoryReport {
+  t: 'memory';
+  heapBytes: number;
+  externalBytes: number;
+}
+export const MEMORY_REPORT_INTERVAL_MS = 100;
+
+/**
+ * Bounds on what a library can make the host keep (docs/isolation.md, "Memory a
+ * library makes the host hold"). An error's message is kept as the library's
+ * lastFailure and logged; registrations are kept until the next table; a
+ * result's arguments and context are kept for the request's life.
+ */
+export const HELD_LIMITS = {
+  errorMessageChars: 4096,
+  errorStackChars: 16_384,
+  registeredHooks: 1024,
+  hookNameChars: 255,
+  /** Arguments set by one round trip (a command's response may be large). */
+  setBytes: 1024 * 1024,
+  /** One library's context on one request. */
+  contextBytes: 64 * 1024,
+} as const;
 
 // ---------------------------------------------------------------------------
 // Process mode ("isolation": "process"): the same tasks and ports, carried over
