@@ -263,7 +263,8 @@ describe.each(['thread', 'process'] as const)('isolation "%s": what a library ma
     let manager = await load(held('set'));
     let result = await selectKey(manager);
     expect(result.failures.map((f) => f.failure.kind)).toEqual(['invalid-argument']);
-    expect(result.failures[0]!.failure.message).toMatch(/arguments it set exceed/);
+    // In a process the library's own channel refuses the frame before the host's bound sees it.
+    expect(result.failures[0]!.failure.message).toMatch(/arguments it set exceed|over the frame limit/);
     await manager.unloadLibraries();
 
     manager = await load(held('context'));

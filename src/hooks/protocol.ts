@@ -61,11 +61,22 @@ export interface SerializedError {
   stack?: string;
 }
 
+/**
+ * Cut to what the host keeps (HELD_LIMITS) on the side that sends, too: a process
+ * library's channel refuses a frame over its bound, which would turn a long
+ * error message into an argument failure.
+ */
 export function serializeError(kind: FailureKind, err: unknown): SerializedError {
   if (err instanceof Error) {
-    return { kind, name: err.name, message: err.message, stack: err.stack };
+    const message = cutText(String(err.message), HELD_LIMITS.errorMessageChars);
+    const name = cutText(String(err.name), HELD_LIMITS.errorMessageChars);
+    return typeof err.stack === 'string' ? { kind, name, message, stack: cutText(err.stack, HELD_LIMITS.errorStackChars) } : { kind, name, message };
   }
-  return { kind, name: 'Error', message: typeof err === 'string' ? err : safeString(err) };
+  return { kind, name: 'Error', message: cutText(typeof err === 'string' ? err : safeString(err), HELD_LIMITS.errorMessageChars) };
+}
+
+function cutText(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
 }
 
 function safeString(value: unknown): string {
