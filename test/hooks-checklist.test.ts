@@ -310,21 +310,36 @@ describe('library lifecycle (items 1–6, 23–27)', () => {
     expect(hooks.getLibraryNames()).toEqual([]);
   });
 
-  it('27. multi_threading_compatible absent counts as 0: callouts never overlap', async () => {
-    const run = async (name: string, waitMs: number): Promise<{ mt: boolean; peaks: number[] }> => {
-      const library = `${FIX}${name}`;
-      const hooks = await loaded([lib(library, { target: 4, waitMs })]);
-      const handles = await Promise.all([0, 1, 2, 3].map(() => selectKeyHandle(hooks)));
-      const reports = await Promise.all(handles.map((h) => hooks.callCallouts('select_key', h)));
-      expect(reports.every((r) => r.failures.length === 0)).toBe(true);
-      return { mt: stats(hooks, library).multiThreadingCompatible, peaks: handles.map((h) => h.getArgument<number>('in_flight_seen')) };
-    };
-    // Each callout waits (250 ms) for 4 to be in flight at once; one at a time, none ever sees more than 1.
-    expect(await run('checklist-mt-absent.mjs', 250)).toEqual({ mt: false, peaks: [1, 1, 1, 1] });
-    expect(await run('checklist-mt-zero.mjs', 250)).toEqual({ mt: false, peaks: [1, 1, 1, 1] });
-    // The control: the same callout in a library that says 1 does overlap (all 4 at once).
-    expect(await run('checklist-mt-one.mjs', 8_000)).toEqual({ mt: true, peaks: [4, 4, 4, 4] });
-  });
+  /** The most callouts running at once, from the [start, end] each reported: counted here, on the host, over every worker or process. */
+  function mostAtOnce(intervals: [number, number][]): number {
+    // Ends sort before starts at the same instant: touching intervals do not overlap.
+    const events = intervals.flatMap(([start, end]) => [[start, 1], [end, -1]]).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    let running = 0;
+    let most = 0;
+    for (const [, step] of events) most = Math.max(most, (running += step));
+    return most;
+  }
+
+  for (const isolation of ['thread', 'process'] as const) {
+    it(`27. multi_threading_compatible absent counts as 0: callouts never overlap (${isolation})`, async () => {
+      const run = async (name: string, waitMs: number): Promise<{ mt: boolean; mostAtOnce: number }> => {
+        const library = `${FIX}${name}`;
+        const hooks = await loaded([lib(library, { target: 4, waitMs }, { isolation })]);
+        const handles = await Promise.all([0, 1, 2, 3].map(() => selectKeyHandle(hooks)));
+        const reports = await Promise.all(handles.map((h) => hooks.callCallouts('select_key', h)));
+        expect(reports.every((r) => r.failures.length === 0)).toBe(true);
+        const s = stats(hooks, library);
+        expect(s.isolation).toBe(isolation);
+        return { mt: s.multiThreadingCompatible, mostAtOnce: mostAtOnce(handles.map((h) => h.getArgument<[number, number]>('ran'))) };
+      };
+      // Each callout waits (250 ms) for 4 to be in flight at once, so callouts sent
+      // together would overlap for most of that time; one at a time, no two intervals meet.
+      expect(await run('checklist-mt-absent.mjs', 250)).toEqual({ mt: false, mostAtOnce: 1 });
+      expect(await run('checklist-mt-zero.mjs', 250)).toEqual({ mt: false, mostAtOnce: 1 });
+      // The control: the same callout in a library that says 1 does overlap (all 4 at once).
+      expect(await run('checklist-mt-one.mjs', 8_000)).toEqual({ mt: true, mostAtOnce: 4 });
+    });
+  }
 });
 
 describe('registering callouts (items 7–12)', () => {
