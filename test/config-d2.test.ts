@@ -120,7 +120,7 @@ describe('validation rules, each with Kea\'s wording', () => {
     ['logger without severity', { loggers: [{ name: 'x' }] }, /mandatory 'severity' element/],
     ['debuglevel 100', { loggers: [{ name: 'x', severity: 'DEBUG', debuglevel: 100 }] }, /Unsupported debuglevel value '100', expected 0-99/],
     ['output-options (Kea 2.5 name)', { loggers: [{ name: 'x', severity: 'INFO', 'output-options': [{ output: 'stdout' }] }] }, /unexpected keyword "output-options" in loggers map/],
-    ['output_options entry without output', { loggers: [{ name: 'x', severity: 'INFO', output_options: [{ flush: false }] }] }, /missing parameter 'output'/],
+    ['output_options entry without output', { loggers: [{ name: 'x', severity: 'INFO', output_options: [{ flush: false }] }] }, /output_options entry does not have a mandatory 'output' element/],
     ['output_options unknown key', { loggers: [{ name: 'x', severity: 'INFO', output_options: [{ output: 'stdout', comment: 'c' }] }] }, /unexpected keyword "comment" in output-options map/],
     ['hooks library without library', { 'hooks-libraries': [{ parameters: {} }] }, /missing parameter 'library'/],
     ['hooks library comment (Kea refuses)', { 'hooks-libraries': [{ library: '/x.so', comment: 'c' }] }, /unexpected keyword "comment" in hooks-libraries map/],
@@ -195,7 +195,7 @@ describe('errors name the file position and the JSON path', () => {
 
   it('duplicate keys name Kea\'s map', () => {
     const r = parseD2Config('{"DhcpDdns": {"port": 1, "port": 2}}', { file: 'c' });
-    expect(r.ok ? '' : r.error).toBe('c:1:26: duplicate port entries in DhcpDdns map (previous at c:1:15)');
+    expect(r.ok ? '' : r.error).toBe('c:1:26: duplicate port entries in DhcpDdns map (previous at c:1:23)');
   });
 });
 
@@ -209,7 +209,7 @@ describe('comments, user-context and the config-get form', () => {
     const first = parseD2Config('{"DhcpDdns": {"comment": "a", "user-context": {"comment": "b"}}}');
     expect(first.ok && first.config['user-context']).toEqual({ comment: 'a' });
     const second = parseD2Config('{"DhcpDdns": {"user-context": {"comment": "b"}, "comment": "a"}}', { file: 'c' });
-    expect(second.ok ? '' : second.error).toMatch(/^c:1:49: duplicate user-context\/comment entries \(previous at c:1:15\)/);
+    expect(second.ok ? '' : second.error).toMatch(/^c:1:49: duplicate user-context\/comment entries \(previous at c:1:31\)/);
   });
 
   it('returns the config-get JSON, a copy with defaults applied', () => {

@@ -70,7 +70,7 @@ describe('parseKeaJson errors carry line:column', () => {
 
   it('duplicate keys, naming both positions', () => {
     const e = errorOf('{"a": {"x": 1,\n "x": 2}}');
-    expect(e.message).toBe('f.json:2:2: duplicate x entries in JSON map (previous at f.json:1:8)');
+    expect(e.message).toBe('f.json:2:2: duplicate x entries in JSON map (previous at f.json:1:13)');
   });
 
   it('upper-case literals, control characters, unsupported escapes', () => {

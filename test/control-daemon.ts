@@ -9,6 +9,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { wrapCommand } from './support/child-process.js';
+import { TestLog } from './support/test-logs.js';
 
 export const CLI = resolve('dist/src/cli.js');
 
@@ -97,6 +98,8 @@ export class Daemon {
   readonly child: ChildProcess;
   private out = '';
   private err = '';
+  /** Its stdout and stderr, printed only if the test fails (support/test-logs.ts). */
+  readonly log: TestLog;
   readonly exited: Promise<number | null>;
 
   constructor(
@@ -109,8 +112,12 @@ export class Daemon {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...opts.env },
     });
-    if (!opts.pauseStdout) this.child.stdout!.on('data', (d) => (this.out += d));
-    this.child.stderr!.on('data', (d) => (this.err += d));
+    this.log = new TestLog(`d2box -c ${configFile} (pid ${this.child.pid})`);
+    if (!opts.pauseStdout) this.resumeStdout();
+    this.child.stderr!.on('data', (d) => {
+      this.err += d;
+      this.log.write(d);
+    });
     this.exited = new Promise((r) => this.child.on('exit', (code) => r(code)));
   }
 
@@ -127,7 +134,10 @@ export class Daemon {
   }
 
   resumeStdout(): void {
-    this.child.stdout!.on('data', (d) => (this.out += d));
+    this.child.stdout!.on('data', (d) => {
+      this.out += d;
+      this.log.write(d);
+    });
   }
 
   /** Waits (bounded) until stderr+stdout match. */

@@ -1,7 +1,8 @@
 // Through d2box's public entry points only (d2box/host), as a test of your own library would be.
 import { HooksManager, NextStep, type ChainReport, type HookLibraryConfigInput } from 'd2box/host';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { drawFault, faultTable, planFaults, type Fault } from './plan.js';
+import type { Fault } from './plan.js';
+import { expectBinomial } from '../../test/support/binomial.js';
 
 const LIBRARY = 'dist/sample-hooks/fault-injection/index.js';
 const KEY = { name: 'fi.key.', algorithm: 'HMAC-SHA256', secret: 'ZmF1bHQta2V5' };
@@ -35,27 +36,29 @@ async function selectKey(h: HooksManager, seq?: number): Promise<{ report: Chain
 const stats = (h: HooksManager) => h.getLibraryStatistics()[0]!;
 
 describe('sample fault-injection: each fault at rate 1', () => {
-  // fault → the failure kind the host reports for the callout (undefined: the callout succeeds).
-  const expected: [Fault, string | undefined, HookLibraryConfigInput['sandbox']][] = [
-    ['throw', 'throw', {}],
-    ['reject', 'reject', {}],
-    ['hang', 'timeout', { 'callout-timeout-ms': 1000 }],
-    ['oom', 'oom', { 'max-heap-mb': 32, 'callout-timeout-ms': 20_000 }],
-    ['exit', 'exit', {}],
-    ['invalid-argument', 'invalid-argument', {}],
-    ['log-flood', 'log-flood', { 'log-lines-per-second': 100 }],
+  // fault → the failure kind the host reports for the callout, and what its message must say:
+  // each names the fault as the host saw it, with the figures this test configured.
+  const expected: [Fault, string, RegExp, Record<string, unknown>, HookLibraryConfigInput['sandbox']][] = [
+    ['throw', 'throw', /^fault-injection: throw \(callout 2\)$/, {}, {}],
+    ['reject', 'reject', /^fault-injection: reject \(callout 2\)$/, {}, {}],
+    ['hang', 'timeout', /^callout on select_key did not finish within 1000 ms$/, {}, { 'callout-timeout-ms': 1000 }],
+    ['oom', 'oom', /^worker ran out of memory: .*heap out of memory/, {}, { 'max-heap-mb': 32, 'callout-timeout-ms': 20_000 }],
+    ['exit', 'exit', /^library exited its worker: worker exited with code: 7$/, { 'exit-code': 7 }, {}],
+    ['invalid-argument', 'invalid-argument', /set argument 'tsig_key'\.algorithm to a value the hook point does not accept: .*"HMAC-SHA256"/, {}, {}],
+    // 1000 lines at once against 100 a second: at most 100 (200 if the flood straddles a second) get through.
+    ['log-flood', 'log-flood', /^dropped (9\d\d|8\d\d) log lines over the limit of 100\/s$/, { 'log-lines': 1000 }, { 'log-lines-per-second': 100 }],
   ];
-  for (const [fault, kind, sandbox] of expected) {
+  for (const [fault, kind, message, parameters, sandbox] of expected) {
     it(`${fault}: the callout fails as "${kind}", DROP, and the library serves again`, async () => {
       // The first callout behaves, the second misbehaves (after: 1), the third is numbered 1 again.
-      const h = await load({ fault, after: 1, 'spin-ms': 10_000 }, sandbox);
+      const h = await load({ fault, after: 1, 'spin-ms': 10_000, ...parameters }, sandbox);
       expect((await selectKey(h, 1)).report.failures).toEqual([]);
       const bad = await selectKey(h, 2);
       expect(bad.report.failures.map((f) => f.failure.kind)).toEqual([kind]);
       expect(bad.status).toBe(NextStep.DROP);
-      expect(bad.report.failures[0]!.failure.message).toMatch(kind === 'throw' || kind === 'reject' ? new RegExp(`fault-injection: ${fault} \\(callout 2\\)`) : /./);
+      expect(bad.report.failures[0]!.failure.message).toMatch(message);
       expect(stats(h).failures[kind as 'throw']).toBe(1);
-      const restarts = ['timeout', 'oom', 'exit'].includes(kind!) ? 1 : 0;
+      const restarts = ['timeout', 'oom', 'exit'].includes(kind) ? 1 : 0;
       expect(stats(h).restarts).toBe(restarts);
       const after = await selectKey(h, 1);
       expect(after.report.failures).toEqual([]);
@@ -103,29 +106,54 @@ describe('sample fault-injection: each fault at rate 1', () => {
 
 describe('sample fault-injection: rates and determinism', () => {
   const rates = { throw: 0.2, reject: 0.1, 'non-zero': 0.1, 'invalid-argument': 0.1 } as const;
-  const kindOf = (f: Fault | 'ok') => (f === 'ok' || f === 'non-zero' ? undefined : f);
 
-  it('numbered callouts (loadtest_seq) draw exactly the planned fault, in any order', async () => {
-    const h = await load({ faults: rates, seed: 7 }, { 'on-failure': 'continue' });
-    const table = faultTable(rates);
-    const order = Array.from({ length: 150 }, (_, i) => 150 - i); // backwards
-    const seen = new Map<number, string | undefined>();
-    for (const n of order) seen.set(n, (await selectKey(h, n)).report.failures[0]?.failure.kind);
-    for (let n = 1; n <= 150; n++) expect(seen.get(n), `callout ${n}`).toBe(kindOf(drawFault(7, 0, n, table)));
-    const plan = planFaults(7, rates, 150);
-    expect(stats(h).failures).toMatchObject({ throw: plan.throw, reject: plan.reject, 'invalid-argument': plan['invalid-argument'] });
-    expect(stats(h).nonZeroReturns).toBe(plan['non-zero']);
-    // The dice are fair enough to be useful: each fault appeared.
-    for (const f of Object.keys(rates) as Fault[]) expect(plan[f]).toBeGreaterThan(0);
+  // The expectations come from the rates alone (test/support/binomial.ts), not from
+  // plan.ts, the dice under test: each kind's count over N callouts must fall within
+  // N·rate ± 5σ. The seeds are fixed, so a pass is repeatable; a library drawing at other
+  // rates, or ignoring them, falls outside.
+  const N = 600;
+  const okRate = 1 - Object.values(rates).reduce((a, b) => a + b, 0);
+
+  /** Each callout's outcome, as the host reported it: a failure kind, 'non-zero' (counted by the host), or 'ok'. */
+  async function outcomes(h: HooksManager, numbers: (number | undefined)[]): Promise<Map<number, string>> {
+    const seen = new Map<number, string>();
+    for (const [i, n] of numbers.entries()) {
+      const nonZeroBefore = stats(h).nonZeroReturns;
+      const failure = (await selectKey(h, n)).report.failures[0]?.failure.kind;
+      seen.set(n ?? i + 1, failure ?? (stats(h).nonZeroReturns > nonZeroBefore ? 'non-zero' : 'ok'));
+    }
+    return seen;
+  }
+  const count = (seen: Map<number, string>, kind: string) => [...seen.values()].filter((k) => k === kind).length;
+
+  function expectRates(seen: Map<number, string>, h: HooksManager): void {
+    for (const [fault, rate] of Object.entries(rates)) expectBinomial(fault, count(seen, fault), seen.size, rate);
+    expectBinomial('ok', count(seen, 'ok'), seen.size, okRate);
+    // The library's statistics on the host say the same as the callouts' outcomes.
+    expect(stats(h).failures).toMatchObject({ throw: count(seen, 'throw'), reject: count(seen, 'reject'), 'invalid-argument': count(seen, 'invalid-argument') });
+    expect(stats(h).nonZeroReturns).toBe(count(seen, 'non-zero'));
+  }
+
+  it('numbered callouts (loadtest_seq) draw at the configured rates, and callout n draws the same fault in any order, in any worker', async () => {
+    const backwards = Array.from({ length: N }, (_, i) => N - i);
+    const first = await load({ faults: rates, seed: 7 }, { 'on-failure': 'continue' });
+    const seenBackwards = await outcomes(first, backwards);
+    expectRates(seenBackwards, first);
+    await first.unloadLibraries();
+    // Another worker with the same seed, callouts in the other order: fault for fault the same.
+    const second = await load({ faults: rates, seed: 7 }, { 'on-failure': 'continue' });
+    const seenForwards = await outcomes(second, [...backwards].reverse());
+    expect([...seenForwards].sort(([a], [b]) => a - b)).toEqual([...seenBackwards].sort(([a], [b]) => a - b));
+    // Another seed draws another sequence.
+    await second.unloadLibraries();
+    const reseeded = await load({ faults: rates, seed: 8 }, { 'on-failure': 'continue' });
+    const seenReseeded = await outcomes(reseeded, [...backwards].reverse());
+    expect([...seenReseeded.values()]).not.toEqual([...seenForwards.values()]);
   });
 
   it("unnumbered callouts draw from the worker's own stream, at the configured rates", async () => {
-    const h = await load({ faults: rates, seed: 3 });
-    const kinds: (string | undefined)[] = [];
-    for (let i = 0; i < 60; i++) kinds.push((await selectKey(h)).report.failures[0]?.failure.kind);
-    // Some of each kind, and not all alike: the worker's stream is drawn, not fixed.
-    expect(new Set(kinds).size).toBeGreaterThan(2);
-    expect(kinds.filter((k) => k !== undefined).length + stats(h).nonZeroReturns).toBeGreaterThan(10);
+    const h = await load({ faults: rates, seed: 3 }, { 'on-failure': 'continue' });
+    expectRates(await outcomes(h, Array.from({ length: N }, () => undefined)), h);
   });
 
   it('refuses malformed parameters at load, naming the library', async () => {

@@ -76,7 +76,7 @@ export const DhcpDdnsSchema = z
   .object({
     'ip-address': z
       .string()
-      .refine(isIpAddress, { error: (i) => `Failed to convert '${String(i.input)}' to address` })
+      .refine(isIpAddress, { error: (i) => `Failed to convert '${String(i.input)}' to address: Failed to convert string to address '${String(i.input)}': Invalid argument` })
       .refine((a) => !isUnspecifiedAddress(a), { error: (i) => `IP address cannot be "${String(i.input)}"` })
       .default(D2_DEFAULTS['ip-address']),
     port: z.int().refine((p) => p > 0 && p < 65536, 'port must be greater than zero but less than 65536').default(D2_DEFAULTS.port),
@@ -333,7 +333,7 @@ function findCommentAfterUserContext(doc: KeaJsonDocument, node: unknown, path: 
     if (keys.includes('comment') && keys.indexOf('user-context') >= 0 && keys.indexOf('user-context') < keys.indexOf('comment') &&
       typeof uc === 'object' && uc !== null && Object.hasOwn(uc, 'comment')) {
       const p = [...path, 'comment'];
-      const prev = positionOf(doc, [...path, 'user-context'], true);
+      const prev = positionOf(doc, [...path, 'user-context']); // Kea: where the user-context map starts
       return makeError(`duplicate user-context/comment entries${prev ? ` (previous at ${formatPos(prev)})` : ''}`, p, positionOf(doc, p, true));
     }
     for (const k of keys) {

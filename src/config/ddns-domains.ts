@@ -18,7 +18,7 @@ export const DnsServerSchema = z
   .strict()
   .transform((s, ctx) => {
     if (s['ip-address'] === '') {
-      ctx.addIssue({ code: 'custom', message: 'Dns Server must specify one or the other of hostname or IP address', path: ['ip-address'] });
+      ctx.addIssue({ code: 'custom', message: 'Dns Server must specify one or the other of hostname or IP address', path: [] }); // Kea: at the server's map
     } else if (!isIpAddress(s['ip-address'])) {
       ctx.addIssue({ code: 'custom', message: `Dns Server : invalid IP address : ${s['ip-address']}`, path: ['ip-address'] });
     }

@@ -412,11 +412,17 @@ class Parser {
       const prev = keyPositions.get(key);
       if (prev) {
         const name = this.opts.mapName?.(path) ?? 'JSON';
-        throw new KeaJsonError(`duplicate ${key} entries in ${name} map (previous at ${formatPos(prev)})`, keyTok.pos);
+        // Kea's grammar words these two apart: a comment is kept inside user-context.
+        const what = name === 'JSON' ? `duplicate ${key} entries in ${name} map` : key === 'comment' ? 'duplicate user-context/comment entries' : key === 'user-context' ? 'duplicate user-context entries' : `duplicate ${key} entries in ${name} map`;
+        throw new KeaJsonError(`${what} (previous at ${formatPos(prev)})`, keyTok.pos);
       }
-      keyPositions.set(key, keyTok.pos);
       if (this.peek() !== ':') this.unexpected('":"');
       this.advance();
+      // Kea's "previous at" names where its grammar placed the earlier element: a section
+      // (a map or list the grammar knows) and a comment at their keyword, anything else
+      // (scalars, user-context and the JSON inside it) where the value starts.
+      const section = (this.peek() === '{' || this.peek() === '[') && key !== 'user-context' && (this.opts.mapName?.(path) ?? 'JSON') !== 'JSON';
+      keyPositions.set(key, section || key === 'comment' ? keyTok.pos : this.tok.pos);
       obj[key] = this.value([...path, key], keyTok.pos);
       // One or more commas, possibly before the closing brace (Kea warns).
       if (this.peek() === '}') { this.advance(); break; }

@@ -11,7 +11,7 @@ export type Severity = (typeof SEVERITIES)[number];
 
 export const OutputOptionSchema = z
   .object({
-    output: z.string(),
+    output: z.string({ error: (i) => (i.input === undefined ? "output_options entry does not have a mandatory 'output' element" : undefined) }),
     flush: z.boolean().default(true),
     maxsize: z.int().default(10240000),
     maxver: z.int().default(1),

@@ -40,7 +40,7 @@ export const TsigKeySchema = z
   .strict()
   .transform((k, ctx) => {
     const nameErr = dnsNameError(k.name);
-    if (nameErr) ctx.addIssue({ code: 'custom', message: `Cannot make D2TsigKey: ${nameErr}`, path: ['name'] });
+    if (nameErr) ctx.addIssue({ code: 'custom', message: `Cannot make D2TsigKey: ${nameErr}`, path: [] }); // Kea: at the key's map
     // The algorithm table lives with TSIG itself (src/dns/tsig.ts); names match case-insensitively, as Kea's.
     const alg = parseTsigAlgorithm(k.algorithm);
     if (!alg) {
@@ -49,14 +49,14 @@ export const TsigKeySchema = z
       const bits = k['digest-bits'];
       const info = TSIG_ALGORITHMS[alg];
       if (bits > 0 && bits < info.minDigestBits) {
-        ctx.addIssue({ code: 'custom', message: `tsig-key: digest-bits too small : (${alg} needs at least ${info.minDigestBits})`, path: ['digest-bits'] });
+        ctx.addIssue({ code: 'custom', message: 'tsig-key: digest-bits too small :', path: ['digest-bits'] });
       } else if (bits > info.bits) {
         // Kea 2.2 accepts this and would sign with a MAC longer than the HMAC output.
         ctx.addIssue({ code: 'custom', message: `tsig-key: digest-bits too large : (${alg} produces ${info.bits} bits)`, path: ['digest-bits'] });
       }
     }
     const dec = decodeKeaBase64(k.secret);
-    if (!dec.ok) ctx.addIssue({ code: 'custom', message: `Cannot make D2TsigKey: ${dec.error}`, path: ['secret'] });
+    if (!dec.ok) ctx.addIssue({ code: 'custom', message: `Cannot make D2TsigKey: ${dec.error}`, path: [] }); // Kea: at the key's map
     return { ...foldComment(k, ctx), algorithm: alg ?? (k.algorithm as TsigAlgorithm) };
   });
 

@@ -50,7 +50,7 @@ export function seesSecrets(policy: SandboxPolicy): boolean {
 
 export const HookLibraryConfigSchema = z
   .object({
-    library: z.string().min(1, 'library path must not be empty'),
+    library: z.string().min(1, "hooks library configuration error: value of 'library' element must not be blank"),
     parameters: z.record(z.string(), z.unknown()).default({}),
     sandbox: SandboxPolicySchema.default(SandboxPolicySchema.parse({})),
   })

@@ -33,10 +33,15 @@ export type LogFilter = (logger: string, severity: Severity, debugLevel: number)
 
 const RANK: Record<Severity, number> = { DEBUG: 0, INFO: 1, WARN: 2, ERROR: 3, FATAL: 4 };
 
+/** One record as a line, in the form stderrSink writes. */
+export function formatRecord(r: LogRecord): string {
+  const ts = r.time.toISOString().replace('T', ' ').replace('Z', '');
+  return `${ts} ${r.severity.padEnd(5)} [${r.logger}/${process.pid}] ${r.id} ${r.text}\n`;
+}
+
 /** Writes straight to stderr (synchronous on a pipe): for tests and emergencies only. */
 export const stderrSink: LogSink = (r) => {
-  const ts = r.time.toISOString().replace('T', ' ').replace('Z', '');
-  process.stderr.write(`${ts} ${r.severity.padEnd(5)} [${r.logger}/${process.pid}] ${r.id} ${r.text}\n`);
+  process.stderr.write(formatRecord(r));
 };
 
 export function fullLoggerName(name: string): string {
@@ -50,6 +55,11 @@ export class Logger {
 
   static setSink(sink: LogSink): void {
     Logger.sink = sink;
+  }
+
+  /** The sink in use (tests put theirs back when something restored stderrSink). */
+  static getSink(): LogSink {
+    return Logger.sink;
   }
 
   /** One threshold for every logger (used until a pipeline filter is installed, and by -d). */

@@ -16,6 +16,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stopChild, wrapCommand } from './child-process.js';
+import { TestLog } from './test-logs.js';
 
 export interface Bind9Key {
   name: string;
@@ -149,9 +150,11 @@ async function startOnce(opts: Bind9Options): Promise<Bind9Server> {
 
   const child = spawn(...wrapCommand(opts.wrap, 'named', ['-g', '-n', '1', '-c', conf]), { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
+  const testLog = new TestLog(`named port ${port} (pid ${child.pid})`);
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (d: string) => {
     if (log.length < 1_000_000) log += d;
+    testLog.write(d);
   });
   const pid = child.pid;
   if (pid === undefined) {

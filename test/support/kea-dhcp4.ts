@@ -27,6 +27,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './bind9.js';
 import { stopChild, wrapCommand } from './child-process.js';
+import { TestLog } from './test-logs.js';
 
 /** The address the client uses as its relay address (giaddr); kea-dhcp4 answers to it. */
 export const RELAY_ADDRESS = '127.0.0.2';
@@ -104,7 +105,11 @@ async function startOnce(config: { Dhcp4: Record<string, unknown> }, opts: KeaDh
   const env = { ...process.env, KEA_PIDFILE_DIR: dir, KEA_LOCKFILE_DIR: dir };
   const child = spawn(...wrapCommand(opts.wrap, 'kea-dhcp4', ['-c', file, '-p', String(port)]), { stdio: ['ignore', 'pipe', 'pipe'], env });
   let log = '';
-  const add = (d: string) => { if (log.length < 4_000_000) log += d; };
+  const testLog = new TestLog(`kea-dhcp4 (pid ${child.pid})`);
+  const add = (d: string) => {
+    if (log.length < 4_000_000) log += d;
+    testLog.write(d);
+  };
   child.stdout!.setEncoding('utf8');
   child.stderr!.setEncoding('utf8');
   child.stdout!.on('data', add);
