@@ -4,7 +4,8 @@
  * callback costs the main loop a message or two; without a ration, 10,000
  * `setInterval(cb, 0)` saturated it. A library over its share is held back
  * (calls refused, callbacks delayed or interval ticks skipped); one held back in
- * more than `io-throttle-seconds` seconds in a row is failed.
+ * more than `io-throttle-seconds` seconds in a row is failed, and so is one with
+ * more calls refused in a second than `io-calls-per-second`.
  */
 import { performance } from 'node:perf_hooks';
 import type { SandboxPolicy } from './library-config.js';
@@ -68,10 +69,26 @@ export class IORation {
   /** The last whole second in which the library was held back, and how many such seconds ran in a row. */
   private lastSecond = -Infinity;
   private streak = 0;
+  private refusedSecond = -Infinity;
+  private refusedCount = 0;
 
   constructor(readonly limits: IORationLimits) {
     this.calls = new TokenBucket(limits.callsPerSecond);
     this.callbacks = new TokenBucket(limits.callbacksPerSecond);
+  }
+
+  /**
+   * Notes a refused call; true when more calls than io-calls-per-second were
+   * refused within one second: a library asking for twice its share and more
+   * is storming, not unlucky, and is failed at once.
+   */
+  refused(): boolean {
+    const second = Math.floor(performance.now() / 1000);
+    if (second !== this.refusedSecond) {
+      this.refusedSecond = second;
+      this.refusedCount = 0;
+    }
+    return ++this.refusedCount > this.limits.callsPerSecond;
   }
 
   /** Notes that the library was held back now; true once it has been in more than throttleSeconds seconds in a row. */

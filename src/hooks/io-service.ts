@@ -12,7 +12,7 @@
 import * as Comlink from 'comlink';
 import type { MessagePort } from 'node:worker_threads';
 import type { IORation } from './io-ration.js';
-import { IOCallbackAnswerSchema, IOServiceCallSchema } from './protocol-schemas.js';
+import { IOCallbackAnswerSchema, parseIOServiceCall } from './protocol-schemas.js';
 import { nodeEndpoint, type FailureKind, type IOCallback } from './protocol.js';
 
 interface Task {
@@ -244,17 +244,17 @@ export class IOServiceBridge {
    */
   private admit(data: unknown): unknown {
     if (this.closed) return undefined;
-    const parsed = IOServiceCallSchema.safeParse(data);
+    const parsed = parseIOServiceCall(data);
     if (!parsed.success) {
       this.fail('protocol', `IOService: the library sent a message the protocol does not allow (${issueText(parsed.error)})`);
       return undefined;
     }
-    const call = parsed.data;
+    const call = parsed.data as { type: string; argumentList?: { type: string; value: unknown }[] };
     if (call.type === 'APPLY') {
-      const [first] = call.argumentList;
+      const first = call.argumentList![0]!;
       if (first.type === 'HANDLER') {
-        const callback = new LibraryCallback(first.value, (why) => this.fail('protocol', `IOService: ${why}`));
-        (call.argumentList as unknown[])[0] = { type: 'RAW', value: callback };
+        const callback = new LibraryCallback(first.value as MessagePort, (why) => this.fail('protocol', `IOService: ${why}`));
+        call.argumentList![0] = { type: 'RAW', value: callback };
       }
     }
     return call;
@@ -269,7 +269,11 @@ export class IOServiceBridge {
     else if (callback && this.tasks.size >= limits.maxTimers) refusal = `${this.tasks.size} tasks live, the library's io-max-timers; call refused`;
     if (refusal === undefined) return;
     callback?.release();
-    this.heldBack();
+    if (!this.closed && this.ration.refused()) {
+      this.fail('io-overload', `IOService: more than ${limits.callsPerSecond} calls refused in one second (io-calls-per-second, io-max-timers)`);
+    } else {
+      this.heldBack();
+    }
     throw new Error(`IOService: ${refusal}`);
   }
 

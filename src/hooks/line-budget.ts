@@ -28,7 +28,12 @@ export class LineBudget {
     }
     this.dropped++;
     // The summary comes at the window's end, even when nothing else does.
-    this.summaryTimer ??= setTimeout(() => this.flush(), Math.max(1, 1000 - (now - this.windowStart))).unref();
+    this.summaryTimer ??= setTimeout(() => {
+      // The summary closes its window: the next one starts with a full budget, one summary a second at most.
+      this.windowStart = Date.now();
+      this.used = 0;
+      this.flush();
+    }, Math.max(1, 1000 - (now - this.windowStart))).unref();
     return false;
   }
 

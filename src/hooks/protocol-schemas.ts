@@ -60,14 +60,23 @@ const DelayWire = z.strictObject({ type: z.literal('RAW'), value: z.number().fin
 const TaskIdWire = z.strictObject({ type: z.literal('RAW'), value: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER) });
 const ioCall = <M extends keyof IOServiceRemote, A extends [z.ZodType, ...z.ZodType[]]>(method: M, args: A) =>
   z.strictObject({ id: CallId, type: z.literal('APPLY'), path: z.tuple([z.literal(method)]), argumentList: z.tuple(args) });
-export const IOServiceCallSchema = z.union([
-  ioCall('post', [CallbackWire]),
-  ioCall('setTimeout', [CallbackWire, DelayWire]),
-  ioCall('setInterval', [CallbackWire, DelayWire]),
-  ioCall('cancel', [TaskIdWire]),
-  z.strictObject({ id: CallId, type: z.literal('RELEASE'), path: z.tuple([]).optional() }),
+/** One schema per kind of message, picked by the message's own type and method (cheaper than trying each). */
+const IO_CALL_SCHEMAS = new Map<string, z.ZodType>([
+  ['post', ioCall('post', [CallbackWire])],
+  ['setTimeout', ioCall('setTimeout', [CallbackWire, DelayWire])],
+  ['setInterval', ioCall('setInterval', [CallbackWire, DelayWire])],
+  ['cancel', ioCall('cancel', [TaskIdWire])],
+  ['RELEASE', z.strictObject({ id: CallId, type: z.literal('RELEASE'), path: z.tuple([]).optional() })],
 ]);
-export type IOServiceCall = z.infer<typeof IOServiceCallSchema>;
+export const IOServiceCallSchema = z.union([...IO_CALL_SCHEMAS.values()] as [z.ZodType, z.ZodType, ...z.ZodType[]]);
+
+/** `data` checked against IOServiceCallSchema. */
+export function parseIOServiceCall(data: unknown): z.ZodSafeParseResult<unknown> {
+  const message = typeof data === 'object' && data !== null ? (data as { type?: unknown; path?: unknown }) : undefined;
+  const key = message?.type === 'APPLY' && Array.isArray(message.path) ? message.path[0] : message?.type;
+  const schema = typeof key === 'string' ? IO_CALL_SCHEMAS.get(key) : undefined;
+  return (schema ?? IOServiceCallSchema).safeParse(data);
+}
 
 /**
  * What may come back on a callback's port: the answer to the host's call, as
