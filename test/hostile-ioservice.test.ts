@@ -37,6 +37,12 @@ const D2_KEY = { name: 'd2.key', algorithm: 'HMAC-SHA256', secret: KEY_SECRET };
  * overloading library has been failed at least once by then.
  */
 const ATTACK_MS = 9_000;
+/**
+ * The attack phase goes on past ATTACK_MS until hooks-status shows what the
+ * attack must lead to, for at most this long: a sandboxed process storming its
+ * own channel is slow to get its calls out on a loaded machine.
+ */
+const MAX_ATTACK_MS = 30_000;
 /** Between two probes (status-get, an NCR, an RSS sample) during the attack. */
 const PROBE_EVERY_MS = 500;
 /**
@@ -86,6 +92,8 @@ interface Attack {
   params?: Record<string, unknown>;
   /** What hooks-status must show for the library once the attack has run. */
   judged: (status: LibraryStatsSnapshot) => void;
+  /** Whether hooks-status shows the attack's outcome yet. */
+  seen: (status: LibraryStatsSnapshot) => boolean;
 }
 
 const failedAs = (kind: FailureKind) => (status: LibraryStatsSnapshot): void => {
@@ -99,28 +107,37 @@ const ATTACKS: Attack[] = [
     library: RAW,
     params: { attack: 'non-array' },
     judged: failedAs('protocol'),
+    seen: (status) => status.failures.protocol >= 1,
   },
   {
     what: 'a post whose callback is a plain value, not a proxy',
     library: RAW,
     params: { attack: 'plain-callback' },
     judged: failedAs('protocol'),
+    seen: (status) => status.failures.protocol >= 1,
   },
   {
     what: 'a post whose callback names a transfer handler comlink does not have',
     library: RAW,
     params: { attack: 'bad-handler' },
     judged: failedAs('protocol'),
+    seen: (status) => status.failures.protocol >= 1,
   },
   {
     what: '10,000 setInterval(cb, 0) through the documented API',
     library: INTERVALS,
     judged: failedAs('io-overload'),
+    seen: (status) => status.failures['io-overload'] >= 1,
   },
   {
     what: 'a storm of post() calls through the documented API',
     library: POSTS,
-    judged: failedAs('io-overload'),
+    // In a thread, calls come faster than io-calls-per-second allows: failed as io-overload.
+    // A process gets its calls out more slowly (each crosses the relay and its channel), near
+    // its share; there, its own callouts queue behind the storm on its channel and time out
+    // first, or it stays held back past io-throttle-seconds: failed either way.
+    judged: (status) => expect(status.failures['io-overload'] + status.failures.timeout).toBeGreaterThanOrEqual(1),
+    seen: (status) => status.failures['io-overload'] + status.failures.timeout >= 1,
   },
   {
     what: 'callbacks that throw every time',
@@ -131,6 +148,7 @@ const ATTACKS: Attack[] = [
       expect(status.failures['io-overload']).toBe(0);
       expect(status.failures.protocol).toBe(0);
     },
+    seen: (status) => status.failures['io-callback'] >= 100,
   },
 ];
 
@@ -165,9 +183,13 @@ async function underAttack(mode: 'thread' | 'process', attack: Attack): Promise<
     const started = Date.now();
     const ncrs: ReturnType<typeof ncr>[] = [];
     let maxRss = 0;
-    for (let i = 0; i < 100 && Date.now() - started < ATTACK_MS; i++) {
+    let maxStatusMs = 0;
+    const librarySeen = async (): Promise<boolean> => attack.seen((await d.command('hooks-status')).arguments.libraries[0] as LibraryStatsSnapshot);
+    for (let i = 0; i < 200 && Date.now() - started < MAX_ATTACK_MS && (Date.now() - started < ATTACK_MS || !(await librarySeen())); i++) {
       expect(d.child.exitCode, `daemon exited:\n${d.stderr()}\n${d.stdout()}`).toBeNull();
+      const t0 = performance.now();
       expect(await d.command('status-get')).toMatchObject({ result: 0 });
+      maxStatusMs = Math.max(maxStatusMs, performance.now() - t0);
       const n = ncr({ fqdn: `io-${mode}-${run}-${i}.example.com.`, ipAddress: `192.0.2.${(i % 200) + 20}` });
       ncrs.push(n);
       await sender.send(n);
@@ -175,7 +197,7 @@ async function underAttack(mode: 'thread' | 'process', attack: Attack): Promise<
       await sleep(PROBE_EVERY_MS);
     }
     const attackSeconds = (Date.now() - started) / 1000;
-    expect(ncrs.length).toBeGreaterThanOrEqual(5);
+    expect(ncrs.length).toBeGreaterThanOrEqual(3);
 
     // Every NCR reaches BIND (through dig, never through d2box).
     const missing = async (): Promise<string[]> => {
@@ -191,6 +213,7 @@ async function underAttack(mode: 'thread' | 'process', attack: Attack): Promise<
     expect(left).toEqual([]);
 
     const status = (await d.command('hooks-status')).arguments.libraries[0] as LibraryStatsSnapshot;
+    console.log(`${mode}: ${attack.what}: hooks-status ${JSON.stringify({ failures: status.failures, restarts: status.restarts, state: status.state })}`);
     attack.judged(status);
     expect(d.child.exitCode).toBeNull();
     expect(maxRss).toBeLessThan(MAX_RSS_MB);
@@ -205,7 +228,7 @@ async function underAttack(mode: 'thread' | 'process', attack: Attack): Promise<
     d.child.kill('SIGTERM');
     expect(await waitForExit(d.child, STOP_MS)).toBe(true);
     const stopMs = Date.now() - t0;
-    console.log(`${mode}: ${attack.what}: ${ncrs.length} NCRs, max RSS ${maxRss.toFixed(0)} MB, ${ioLines} IOService lines in ${attackSeconds.toFixed(1)} s, stopped in ${stopMs} ms; failures ${JSON.stringify(status.failures)}, restarts ${status.restarts}, state ${status.state}`);
+    console.log(`${mode}: ${attack.what}: ${ncrs.length} NCRs, status-get at most ${maxStatusMs.toFixed(0)} ms, max RSS ${maxRss.toFixed(0)} MB, ${ioLines} IOService lines in ${attackSeconds.toFixed(1)} s, stopped in ${stopMs} ms; failures ${JSON.stringify(status.failures)}, restarts ${status.restarts}, state ${status.state}`);
   } finally {
     await sender.close();
     await d.stop();

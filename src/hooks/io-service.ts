@@ -193,24 +193,23 @@ export class IOServiceBridge {
   }
 
   post(callback: LibraryCallback): number {
-    this.admitCall(callback);
+    this.adopt(callback);
     return this.schedule(callback, false, (due) => this.io.post(this.owner, due));
   }
 
   setTimeout(callback: LibraryCallback, ms: number): number {
-    this.admitCall(callback);
+    this.adopt(callback);
     const delay = checkDelay(ms, callback);
     return this.schedule(callback, false, (due) => this.io.setTimeout(this.owner, due, delay));
   }
 
   setInterval(callback: LibraryCallback, ms: number): number {
-    this.admitCall(callback);
+    this.adopt(callback);
     const period = Math.max(this.ration.limits.minIntervalMs, checkDelay(ms, callback));
     return this.schedule(callback, true, (due) => this.io.setInterval(this.owner, due, period));
   }
 
   cancel(id: number): boolean {
-    this.admitCall(undefined);
     const task = this.tasks.get(id);
     // A once-callback under way has run, as far as cancelling goes.
     if (!task || (!task.repeat && task.running)) return false;
@@ -249,32 +248,39 @@ export class IOServiceBridge {
       this.fail('protocol', `IOService: the library sent a message the protocol does not allow (${issueText(parsed.error)})`);
       return undefined;
     }
-    const call = parsed.data as { type: string; argumentList?: { type: string; value: unknown }[] };
-    if (call.type === 'APPLY') {
-      const first = call.argumentList![0]!;
-      if (first.type === 'HANDLER') {
-        const callback = new LibraryCallback(first.value as MessagePort, (why) => this.fail('protocol', `IOService: ${why}`));
-        call.argumentList![0] = { type: 'RAW', value: callback };
+    const call = parsed.data as { id: string; type: string; argumentList?: { type: string; value: unknown }[] };
+    if (call.type !== 'APPLY') return call;
+    const first = call.argumentList![0]!;
+    const port = first.type === 'HANDLER' ? (first.value as MessagePort) : undefined;
+    const refusal = this.callRefusal(port !== undefined);
+    if (refusal !== undefined) {
+      // Refused before comlink or a callback proxy is made: a storm costs the main loop as little as can be.
+      port?.close();
+      this.port?.postMessage({ id: call.id, type: 'HANDLER', name: 'throw', value: { isError: true, value: { name: 'Error', message: `IOService: ${refusal}` } } });
+      if (this.ration.refused()) {
+        this.fail('io-overload', `IOService: more than ${this.ration.limits.callsPerSecond} calls refused in one second (io-calls-per-second, io-max-timers)`);
+      } else {
+        this.heldBack();
       }
+      return undefined;
     }
+    if (port) call.argumentList![0] = { type: 'RAW', value: new LibraryCallback(port, (why) => this.fail('protocol', `IOService: ${why}`)) };
     return call;
   }
 
-  /** Refuses a call past the ration (releasing its callback), with an error the library gets. */
-  private admitCall(callback: LibraryCallback | undefined): void {
+  /** Why a call must be refused (over the library's ration), if it must; counts it against the call rate. */
+  private callRefusal(addsTask: boolean): string | undefined {
     const { limits } = this.ration;
-    let refusal: string | undefined;
-    if (this.closed) refusal = `library ${this.owner} is unloaded`;
-    else if (!this.ration.calls.take()) refusal = `more than ${limits.callsPerSecond} calls per second (io-calls-per-second); call refused`;
-    else if (callback && this.tasks.size >= limits.maxTimers) refusal = `${this.tasks.size} tasks live, the library's io-max-timers; call refused`;
-    if (refusal === undefined) return;
-    callback?.release();
-    if (!this.closed && this.ration.refused()) {
-      this.fail('io-overload', `IOService: more than ${limits.callsPerSecond} calls refused in one second (io-calls-per-second, io-max-timers)`);
-    } else {
-      this.heldBack();
-    }
-    throw new Error(`IOService: ${refusal}`);
+    if (!this.ration.calls.take()) return `more than ${limits.callsPerSecond} calls per second (io-calls-per-second); call refused`;
+    if (addsTask && this.tasks.size >= limits.maxTimers) return `${this.tasks.size} tasks live, the library's io-max-timers; call refused`;
+    return undefined;
+  }
+
+  /** A call that comes when the bridge is closed is refused (its callback released). */
+  private adopt(callback: LibraryCallback): void {
+    if (!this.closed) return;
+    callback.release();
+    throw new Error(`IOService: library ${this.owner} is unloaded`);
   }
 
   private schedule(callback: LibraryCallback, repeat: boolean, start: (due: () => void) => number): number {

@@ -439,7 +439,8 @@ export class LibraryHost {
       violation: (kind, message, err) => {
         const session = this.session;
         if (session?.bridge !== bridge || session.abortedFor) return;
-        if (this.ioErrorLines.take()) this.log.error('HOOKS_IO_VIOLATION', `hook library ${this.name}: ${message}; terminating its worker${err?.stack ? ` (${err.stack})` : ''}`);
+        // Not budgeted: once per worker, and workers are bounded by the restart budget.
+        this.log.error('HOOKS_IO_VIOLATION', `hook library ${this.name}: ${message}; terminating its worker${err?.stack ? ` (${err.stack})` : ''}`);
         this.terminate(session, kind, message);
       },
     });
