@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HooksManager } from '../src/hooks/hooks-manager.js';
 import type { LibraryStatsSnapshot } from '../src/hooks/library-stats.js';
 import type { FailureKind } from '../src/hooks/protocol.js';
 import { NcrSender } from '../src/ncr/ncr-sender.js';
@@ -22,6 +23,7 @@ import { Daemon, sleep, tempDir, writeJson } from './control-daemon.js';
 import { configJson, ncr } from './fixtures/d2-harness.js';
 import { digRecords, freePort, startBind9, type Bind9Server } from './support/bind9.js';
 import { waitForExit } from './support/child-process.js';
+import { waitFor } from './support/wait.js';
 
 const RAW = resolve('test/fixtures/hostile-io-raw.mjs');
 const INTERVALS = resolve('test/fixtures/hostile-io-intervals.mjs');
@@ -245,5 +247,36 @@ for (const mode of ['thread', 'process'] as const) {
         await underAttack(mode, attack);
       }, 90_000);
     }
+  });
+}
+
+/**
+ * Each shape of malformed message, in this process (the "daemon" here: an
+ * uncaught throw on its main loop fails the run), in both modes: the library
+ * ends as a `protocol` failure naming the IOService, and nothing else happens.
+ */
+const MALFORMED = [
+  'non-array', 'plain-callback', 'bad-handler', 'proto-path', 'wrong-arity', 'delay-string',
+  'cancel-fraction', 'long-id', 'extra-key', 'not-an-object', 'bad-answer',
+] as const;
+
+for (const mode of ['thread', 'process'] as const) {
+  describe(`isolation "${mode}": every malformed IOService message`, () => {
+    it.each(MALFORMED)('%s: dropped before comlink, the library failed as "protocol"', async (attack) => {
+      const hooks = new HooksManager({ baseDir: process.cwd() });
+      try {
+        await hooks.loadLibraries([{ library: RAW, parameters: { attack }, sandbox: { isolation: mode, 'max-restarts': 0 } }]);
+        await hooks.configured({ DhcpDdns: {} }, {});
+        const stats = (): LibraryStatsSnapshot => hooks.getLibraryStatistics()[0]!;
+        await waitFor(`a protocol failure of ${attack}`, () => stats().failures.protocol >= 1, 20_000);
+        const why = attack === 'bad-answer' ? /IOService: a callback answered with what comlink does not send/ : /IOService: the library sent a message the protocol does not allow/;
+        expect(stats().lastFailure?.message ?? stats().quarantineReason).toMatch(why);
+        expect(stats().failures.crash).toBe(0);
+        expect(stats().failures['io-callback']).toBe(0);
+      } finally {
+        await hooks.unloadLibraries();
+      }
+      expect(hooks.io.pending()).toBe(0);
+    }, 30_000);
   });
 }
