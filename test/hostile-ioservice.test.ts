@@ -103,6 +103,19 @@ const failedAs = (kind: FailureKind) => (status: LibraryStatsSnapshot): void => 
   expect(status.lastFailure?.kind === kind || status.state === 'quarantined' || status.restarts >= 1).toBe(true);
 };
 
+/**
+ * A library over its IOService share. In a thread its calls come faster than
+ * io-calls-per-second allows: failed as io-overload. A process gets its calls
+ * out more slowly (each crosses the relay and its channel), near its share;
+ * there its own callouts queue behind its calls on its channel and time out
+ * first, or it stays held back past io-throttle-seconds: failed either way.
+ */
+const overloaded = (status: LibraryStatsSnapshot, mode: 'thread' | 'process'): void => {
+  if (mode === 'thread') expect(status.failures['io-overload']).toBeGreaterThanOrEqual(1);
+  else expect(status.failures['io-overload'] + status.failures.timeout).toBeGreaterThanOrEqual(1);
+};
+const overloadSeen = (status: LibraryStatsSnapshot): boolean => status.failures['io-overload'] + status.failures.timeout >= 1;
+
 const ATTACKS: Attack[] = [
   {
     what: 'an IOService call whose argument list is not an array',
@@ -128,21 +141,14 @@ const ATTACKS: Attack[] = [
   {
     what: '10,000 setInterval(cb, 0) through the documented API',
     library: INTERVALS,
-    judged: failedAs('io-overload'),
-    seen: (status) => status.failures['io-overload'] >= 1,
+    judged: overloaded,
+    seen: overloadSeen,
   },
   {
     what: 'a storm of post() calls through the documented API',
     library: POSTS,
-    // In a thread, calls come faster than io-calls-per-second allows: failed as io-overload.
-    // A process gets its calls out more slowly (each crosses the relay and its channel), near
-    // its share; there, its own callouts queue behind the storm on its channel and time out
-    // first, or it stays held back past io-throttle-seconds: failed either way.
-    judged: (status, mode) => {
-      if (mode === 'thread') expect(status.failures['io-overload']).toBeGreaterThanOrEqual(1);
-      else expect(status.failures['io-overload'] + status.failures.timeout).toBeGreaterThanOrEqual(1);
-    },
-    seen: (status) => status.failures['io-overload'] + status.failures.timeout >= 1,
+    judged: overloaded,
+    seen: overloadSeen,
   },
   {
     what: 'callbacks that throw every time',
