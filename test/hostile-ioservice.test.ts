@@ -14,7 +14,9 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { IOServiceBridge } from '../src/hooks/io-service.js';
+import { Logger, stderrSink, type LogRecord } from '../src/log/logger.js';
 import { HooksManager } from '../src/hooks/hooks-manager.js';
 import type { LibraryStatsSnapshot } from '../src/hooks/library-stats.js';
 import type { FailureKind } from '../src/hooks/protocol.js';
@@ -286,3 +288,36 @@ for (const mode of ['thread', 'process'] as const) {
     }, 30_000);
   });
 }
+
+/**
+ * The backstop: a throw in the bridge that no check foresaw (forced here, from a
+ * timer the IOService fires) becomes that library's `protocol` failure, logged
+ * with its stack; the process goes on. The bridge runs in the host the same way
+ * in both modes, so one mode shows it.
+ */
+describe('a throw the IOService bridge did not foresee', () => {
+  it('ends the library as "protocol", logged with a stack, and nothing else', async () => {
+    const logs: LogRecord[] = [];
+    Logger.setSink((record) => {
+      if (logs.length < 1000) logs.push(record);
+    });
+    const forced = vi.spyOn(IOServiceBridge.prototype as unknown as { mayFire: () => boolean }, 'mayFire').mockImplementation(() => {
+      throw new Error('forced bridge failure');
+    });
+    const hooks = new HooksManager({ baseDir: process.cwd() });
+    try {
+      await hooks.loadLibraries([{ library: 'test/fixtures/faulty-io.mjs', sandbox: { isolation: 'thread', 'max-restarts': 0 } }]);
+      await hooks.configured({ DhcpDdns: {} }, {});
+      const stats = (): LibraryStatsSnapshot => hooks.getLibraryStatistics()[0]!;
+      await waitFor('the forced failure to end the library', () => stats().failures.protocol >= 1, 20_000);
+      expect(stats().lastFailure?.message ?? stats().quarantineReason).toMatch(/handling what the library sent failed: forced bridge failure/);
+      const line = logs.find((r) => r.id === 'HOOKS_IO_VIOLATION');
+      expect(line?.text).toMatch(/forced bridge failure.*\(Error: forced bridge failure\n\s+at /s);
+    } finally {
+      forced.mockRestore();
+      Logger.setSink(stderrSink);
+      await hooks.unloadLibraries();
+    }
+    expect(hooks.io.pending()).toBe(0);
+  }, 30_000);
+});

@@ -115,13 +115,14 @@ class LibraryCallback {
   constructor(
     private readonly port: MessagePort,
     onBadAnswer: (why: string) => void,
+    backstop: (err: unknown) => void,
   ) {
     this.remote = Comlink.wrap<IOCallback>(checked(nodeEndpoint(port), (data) => {
       const answer = IOCallbackAnswerSchema.safeParse(data);
       if (answer.success) return true;
       onBadAnswer(`a callback answered with what comlink does not send: ${issueText(answer.error)}`);
       return false;
-    }));
+    }, backstop));
   }
 
   call(): Promise<unknown> {
@@ -264,7 +265,7 @@ export class IOServiceBridge {
       }
       return undefined;
     }
-    if (port) call.argumentList![0] = { type: 'RAW', value: new LibraryCallback(port, (why) => this.fail('protocol', `IOService: ${why}`)) };
+    if (port) call.argumentList![0] = { type: 'RAW', value: new LibraryCallback(port, (why) => this.fail('protocol', `IOService: ${why}`), (err) => this.backstop(err)) };
     return call;
   }
 
@@ -420,9 +421,8 @@ function issueText(error: { issues: { path: PropertyKey[]; message: string }[] }
  * rewritten). A throw while comlink handles a message lands in `backstop`
  * instead of on the main loop.
  */
-function checked(endpoint: Comlink.Endpoint, admit: (data: unknown) => unknown, backstop?: (err: unknown) => void): Comlink.Endpoint {
+function checked(endpoint: Comlink.Endpoint, admit: (data: unknown) => unknown, guard: (err: unknown) => void): Comlink.Endpoint {
   const wrapped = new WeakMap<object, EventListener>();
-  const guard = backstop ?? (() => {});
   return {
     postMessage: (message: unknown, transfer?: Transferable[]) => {
       try {
