@@ -321,3 +321,34 @@ describe('a throw the IOService bridge did not foresee', () => {
     expect(hooks.io.pending()).toBe(0);
   }, 30_000);
 });
+
+describe('the IOService ration, by policy', () => {
+  it('"io-max-timers" caps the live tasks: of 10,000 intervals asked for, 5 live; the rest refused, nothing failed', async () => {
+    const hooks = new HooksManager({ baseDir: process.cwd() });
+    try {
+      // The call rate and the time held back set far away, so that only the cap acts.
+      const sandbox = { isolation: 'thread' as const, 'io-max-timers': 5, 'io-calls-per-second': 1_000_000, 'io-throttle-seconds': 3600 };
+      await hooks.loadLibraries([{ library: INTERVALS, sandbox }]);
+      await hooks.configured({ DhcpDdns: {} }, {});
+      await waitFor('the first intervals', () => hooks.io.pending(INTERVALS) === 5, 20_000);
+      // Every one of the 10,000 calls has been answered by now, or will be soon: the count stays.
+      for (let i = 0; i < 20; i++) {
+        await sleep(100);
+        expect(hooks.io.pending(INTERVALS)).toBe(5);
+      }
+      const stats = hooks.getLibraryStatistics()[0]!;
+      expect(stats.state).toBe('ready');
+      expect(stats.failures['io-overload']).toBe(0);
+      expect(stats.failures.protocol).toBe(0);
+    } finally {
+      await hooks.unloadLibraries();
+    }
+    expect(hooks.io.pending()).toBe(0);
+  }, 30_000);
+
+  it('policy keys out of range are refused at configuration, naming the key', async () => {
+    const hooks = new HooksManager({ baseDir: process.cwd() });
+    const err = await hooks.loadLibraries([{ library: INTERVALS, sandbox: { 'io-max-timers': 0 } }]).catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/io-max-timers/);
+  });
+});
