@@ -172,11 +172,6 @@ export class IOServiceBridge {
     private readonly events: IOServiceBridgeEvents,
   ) {}
 
-  /** Live tasks (posted, timeouts, intervals), those held back included. */
-  get liveTasks(): number {
-    return this.tasks.size;
-  }
-
   /**
    * Serves this bridge on `port` until close(). Only the four methods are
    * exposed: comlink lets the other side walk any property path, and this
