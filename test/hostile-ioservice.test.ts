@@ -265,7 +265,7 @@ for (const mode of ['thread', 'process'] as const) {
  */
 const MALFORMED = [
   'non-array', 'plain-callback', 'bad-handler', 'proto-path', 'wrong-arity', 'delay-string',
-  'cancel-fraction', 'long-id', 'extra-key', 'not-an-object', 'bad-answer',
+  'cancel-fraction', 'long-id', 'extra-key', 'not-an-object', 'bad-answer', 'unsolicited',
 ] as const;
 
 for (const mode of ['thread', 'process'] as const) {
@@ -277,7 +277,9 @@ for (const mode of ['thread', 'process'] as const) {
         await hooks.configured({ DhcpDdns: {} }, {});
         const stats = (): LibraryStatsSnapshot => hooks.getLibraryStatistics()[0]!;
         await waitFor(`a protocol failure of ${attack}`, () => stats().failures.protocol >= 1, 20_000);
-        const why = attack === 'bad-answer' ? /IOService: a callback answered with what comlink does not send/ : /IOService: the library sent a message the protocol does not allow/;
+        const why = attack === 'bad-answer' ? /IOService: a callback answered with what comlink does not send/
+          : attack === 'unsolicited' ? /IOService: a callback sent a message the host did not ask for/
+            : /IOService: the library sent a message the protocol does not allow/;
         expect(stats().lastFailure?.message ?? stats().quarantineReason).toMatch(why);
         expect(stats().failures.crash).toBe(0);
         expect(stats().failures['io-callback']).toBe(0);

@@ -111,6 +111,8 @@ export interface IOServiceBridgeEvents {
 /** A callback the library handed over: the port it is called on, wrapped by comlink, answers checked. */
 class LibraryCallback {
   private readonly remote: Comlink.Remote<IOCallback>;
+  /** Calls sent and not answered yet: an answer beyond them is a message nobody asked for (a flood, on a thread). */
+  private unanswered = 0;
 
   constructor(
     private readonly port: MessagePort,
@@ -118,14 +120,22 @@ class LibraryCallback {
     backstop: (err: unknown) => void,
   ) {
     this.remote = Comlink.wrap<IOCallback>(checked(nodeEndpoint(port), (data) => {
+      if (this.unanswered === 0) {
+        onBadAnswer('a callback sent a message the host did not ask for');
+        return false;
+      }
       const answer = IOCallbackAnswerSchema.safeParse(data);
-      if (answer.success) return true;
-      onBadAnswer(`a callback answered with what comlink does not send: ${issueText(answer.error)}`);
-      return false;
+      if (!answer.success) {
+        onBadAnswer(`a callback answered with what comlink does not send: ${issueText(answer.error)}`);
+        return false;
+      }
+      this.unanswered--;
+      return true;
     }, backstop));
   }
 
   call(): Promise<unknown> {
+    this.unanswered++;
     return this.remote() as Promise<unknown>;
   }
 
