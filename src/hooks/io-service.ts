@@ -4,11 +4,16 @@
  * exposed to its worker with comlink; the callbacks it posts are comlink proxies
  * that run back in the library's thread. Every task is owned by a library, so a
  * library's pending tasks can be cancelled when it unloads or its worker dies.
+ *
+ * The library is not trusted: every message it sends on its IOService port is
+ * checked in full before comlink sees it, its use of the main loop is rationed
+ * (io-ration.ts), and nothing it sends or does can throw on the main loop.
  */
 import * as Comlink from 'comlink';
 import type { MessagePort } from 'node:worker_threads';
-import { acceptIOServiceMessage } from './protocol-schemas.js';
-import { nodeEndpoint, type IOCallback, type IOServiceRemote } from './protocol.js';
+import type { IORation } from './io-ration.js';
+import { IOCallbackAnswerSchema, parseIOServiceCall } from './protocol-schemas.js';
+import { nodeEndpoint, type FailureKind, type IOCallback } from './protocol.js';
 
 interface Task {
   owner: string;
@@ -92,23 +97,89 @@ export class IOService {
   }
 }
 
+/** What the bridge tells its LibraryHost. */
+export interface IOServiceBridgeEvents {
+  /** A callback threw, rejected or did not answer in time: counted, and logged within a line budget. */
+  callbackFailed(err: Error): void;
+  /**
+   * The library sent what the protocol does not allow, or stayed over its share:
+   * its worker must go. `err` is set when the bridge itself failed (a stack to log).
+   */
+  violation(kind: Extract<FailureKind, 'protocol' | 'io-overload'>, message: string, err?: Error): void;
+}
+
+/** A callback the library handed over: the port it is called on, wrapped by comlink, answers checked. */
+class LibraryCallback {
+  private readonly remote: Comlink.Remote<IOCallback>;
+  /** Calls sent and not answered yet: an answer beyond them is a message nobody asked for (a flood, on a thread). */
+  private unanswered = 0;
+
+  constructor(
+    private readonly port: MessagePort,
+    onBadAnswer: (why: string) => void,
+    backstop: (err: unknown) => void,
+  ) {
+    this.remote = Comlink.wrap<IOCallback>(checked(nodeEndpoint(port), (data) => {
+      if (this.unanswered === 0) {
+        onBadAnswer('a callback sent a message the host did not ask for');
+        return false;
+      }
+      const answer = IOCallbackAnswerSchema.safeParse(data);
+      if (!answer.success) {
+        onBadAnswer(`a callback answered with what comlink does not send: ${issueText(answer.error)}`);
+        return false;
+      }
+      this.unanswered--;
+      return true;
+    }, backstop));
+  }
+
+  call(): Promise<unknown> {
+    this.unanswered++;
+    return this.remote() as Promise<unknown>;
+  }
+
+  /**
+   * Closes its port (both ends: the library's side sees it close). Not comlink's
+   * release, which waits for an answer the library could withhold.
+   */
+  release(): void {
+    this.port.close();
+  }
+}
+
+interface BridgeTask {
+  callback: LibraryCallback;
+  repeat: boolean;
+  /** Fired and not answered yet. */
+  running: boolean;
+  /** Due, and held back by the ration (once-callbacks only). */
+  waiting: boolean;
+}
+
 /**
  * One library's view of the IOService, served on its worker's IOService port.
  * Runs a fired callback in the worker with a deadline (comlink would otherwise
- * wait forever on a dead or hung worker) and reports failures to the host.
+ * wait forever on a dead or hung worker), within the library's ration, and
+ * reports failures to the host.
  */
-export class IOServiceBridge implements IOServiceRemote {
+export class IOServiceBridge {
   private closed = false;
+  /** This bridge's own tasks by IOService id: the owner name alone is not unique (a library configured twice). */
+  private readonly tasks = new Map<number, BridgeTask>();
+  /** Once-callbacks that came due while the library was over its ration, oldest first. */
+  private readonly waiting: number[] = [];
+  private pendingCallbacks = 0;
   private readonly pendingCalls = new Set<(err: Error) => void>();
-  private readonly proxies = new Set<Comlink.Remote<IOCallback>>();
-  /** Ids of this bridge's own pending tasks: the owner name alone is not unique (a library configured twice). */
-  private readonly tasks = new Set<number>();
+  private drainTimer: NodeJS.Timeout | undefined;
+  private port: MessagePort | undefined;
 
   constructor(
     private readonly io: IOService,
     private readonly owner: string,
+    private readonly ration: IORation,
     private readonly callbackTimeoutMs: number,
-    private readonly onCallbackFailure: (err: Error) => void,
+    private readonly events: IOServiceBridgeEvents,
   ) {}
 
   /**
@@ -117,70 +188,148 @@ export class IOServiceBridge implements IOServiceRemote {
    * object holds the shared IOService.
    */
   serve(port: MessagePort): void {
-    const api: IOServiceRemote = {
-      post: (cb) => this.post(cb),
-      setTimeout: (cb, ms) => this.setTimeout(cb, ms),
-      setInterval: (cb, ms) => this.setInterval(cb, ms),
-      cancel: (id) => this.cancel(id),
+    const api = {
+      post: (cb: LibraryCallback) => this.post(cb),
+      setTimeout: (cb: LibraryCallback, ms: number) => this.setTimeout(cb, ms),
+      setInterval: (cb: LibraryCallback, ms: number) => this.setInterval(cb, ms),
+      cancel: (id: number) => this.cancel(id),
     };
-    Comlink.expose(Object.freeze(api), callsOnly(nodeEndpoint(port)));
     this.port = port;
-  }
-  private port: MessagePort | undefined;
-
-  post(callback: IOCallback): number {
-    const remote = this.adopt(callback);
-    const id: number = this.io.post(this.owner, () => {
-      this.tasks.delete(id);
-      this.fire(remote, true);
-    });
-    this.tasks.add(id);
-    return id;
+    Comlink.expose(Object.freeze(api), checked(nodeEndpoint(port), (data) => this.admit(data), (err) => this.backstop(err)));
   }
 
-  setTimeout(callback: IOCallback, ms: number): number {
-    const remote = this.adopt(callback);
-    const id: number = this.io.setTimeout(this.owner, () => {
-      this.tasks.delete(id);
-      this.fire(remote, true);
-    }, checkDelay(ms));
-    this.tasks.add(id);
-    return id;
+  post(callback: LibraryCallback): number {
+    this.adopt(callback);
+    return this.schedule(callback, false, (due) => this.io.post(this.owner, due));
   }
 
-  setInterval(callback: IOCallback, ms: number): number {
-    const remote = this.adopt(callback);
-    const id = this.io.setInterval(this.owner, () => this.fire(remote, false), checkDelay(ms));
-    this.tasks.add(id);
-    return id;
+  setTimeout(callback: LibraryCallback, ms: number): number {
+    this.adopt(callback);
+    const delay = checkDelay(ms, callback);
+    return this.schedule(callback, false, (due) => this.io.setTimeout(this.owner, due, delay));
+  }
+
+  setInterval(callback: LibraryCallback, ms: number): number {
+    this.adopt(callback);
+    const period = Math.max(this.ration.limits.minIntervalMs, checkDelay(ms, callback));
+    return this.schedule(callback, true, (due) => this.io.setInterval(this.owner, due, period));
   }
 
   cancel(id: number): boolean {
-    return this.tasks.delete(id) && this.io.cancel(this.owner, id);
+    const task = this.tasks.get(id);
+    // A once-callback under way has run, as far as cancelling goes.
+    if (!task || (!task.repeat && task.running)) return false;
+    this.tasks.delete(id);
+    this.io.cancel(this.owner, id);
+    if (task.waiting) this.waiting.splice(this.waiting.indexOf(id), 1);
+    if (!task.running) task.callback.release();
+    return true;
   }
 
   /** Cancels the library's tasks and fails calls still waiting on its worker. */
   close(reason: string): void {
     if (this.closed) return;
     this.closed = true;
-    for (const id of this.tasks) this.io.cancel(this.owner, id);
+    clearTimeout(this.drainTimer);
+    for (const [id, task] of this.tasks) {
+      this.io.cancel(this.owner, id);
+      task.callback.release();
+    }
     this.tasks.clear();
+    this.waiting.length = 0;
     const err = new Error(reason);
     for (const fail of this.pendingCalls) fail(err);
     this.pendingCalls.clear();
-    this.proxies.clear();
     this.port?.close();
   }
 
-  private adopt(callback: IOCallback): Comlink.Remote<IOCallback> {
-    if (this.closed) throw new Error(`library ${this.owner} is unloaded`);
-    const remote = callback as unknown as Comlink.Remote<IOCallback>;
-    this.proxies.add(remote);
-    return remote;
+  /**
+   * A message from the library, checked in full: what comlink may see (with the
+   * callback's wire value replaced by a LibraryCallback), or undefined.
+   */
+  private admit(data: unknown): unknown {
+    if (this.closed) return undefined;
+    const parsed = parseIOServiceCall(data);
+    if (!parsed.success) {
+      this.fail('protocol', `IOService: the library sent a message the protocol does not allow (${issueText(parsed.error)})`);
+      return undefined;
+    }
+    const call = parsed.data as { id: string; type: string; argumentList?: { type: string; value: unknown }[] };
+    if (call.type !== 'APPLY') return call;
+    const first = call.argumentList![0]!;
+    const port = first.type === 'HANDLER' ? (first.value as MessagePort) : undefined;
+    const refusal = this.callRefusal(port !== undefined);
+    if (refusal !== undefined) {
+      // Refused before comlink or a callback proxy is made: a storm costs the main loop as little as can be.
+      port?.close();
+      this.port?.postMessage({ id: call.id, type: 'HANDLER', name: 'throw', value: { isError: true, value: { name: 'Error', message: `IOService: ${refusal}` } } });
+      if (this.ration.refused()) {
+        this.fail('io-overload', `IOService: more than ${this.ration.limits.callsPerSecond} calls refused in one second (io-calls-per-second, io-max-timers)`);
+      } else {
+        this.heldBack();
+      }
+      return undefined;
+    }
+    if (port) call.argumentList![0] = { type: 'RAW', value: new LibraryCallback(port, (why) => this.fail('protocol', `IOService: ${why}`), (err) => this.backstop(err)) };
+    return call;
   }
 
-  private fire(remote: Comlink.Remote<IOCallback>, once: boolean): void {
-    if (this.closed) return;
+  /** Why a call must be refused (over the library's ration), if it must; counts it against the call rate. */
+  private callRefusal(addsTask: boolean): string | undefined {
+    const { limits } = this.ration;
+    if (!this.ration.calls.take()) return `more than ${limits.callsPerSecond} calls per second (io-calls-per-second); call refused`;
+    if (addsTask && this.tasks.size >= limits.maxTimers) return `${this.tasks.size} tasks live, the library's io-max-timers; call refused`;
+    return undefined;
+  }
+
+  /** A call that comes when the bridge is closed is refused (its callback released). */
+  private adopt(callback: LibraryCallback): void {
+    if (!this.closed) return;
+    callback.release();
+    throw new Error(`IOService: library ${this.owner} is unloaded`);
+  }
+
+  private schedule(callback: LibraryCallback, repeat: boolean, start: (due: () => void) => number): number {
+    let id: number;
+    try {
+      id = start(() => this.due(id));
+    } catch (err) {
+      callback.release();
+      throw err;
+    }
+    this.tasks.set(id, { callback, repeat, running: false, waiting: false });
+    return id;
+  }
+
+  /** A task's time came (the IOService calls this from a timer: it must not throw). */
+  private due(id: number): void {
+    try {
+      const task = this.tasks.get(id);
+      if (!task || this.closed) return;
+      // An interval whose last run is still under way skips this tick; its own slowness, not an overload.
+      if (task.running) return;
+      if (this.waiting.length > 0 || !this.mayFire()) {
+        this.heldBack();
+        if (task.repeat || this.closed) return; // an interval's tick is skipped
+        task.waiting = true;
+        this.waiting.push(id);
+        this.scheduleDrain();
+        return;
+      }
+      this.fire(id, task);
+    } catch (err) {
+      this.backstop(err);
+    }
+  }
+
+  /** Whether a callback may be fired now (and if so, it is counted against the rate). */
+  private mayFire(): boolean {
+    return this.pendingCallbacks < this.ration.limits.maxPendingCallbacks && this.ration.callbacks.take();
+  }
+
+  private fire(id: number, task: BridgeTask): void {
+    task.running = true;
+    this.pendingCallbacks++;
     let timer: NodeJS.Timeout | undefined;
     let fail!: (err: Error) => void;
     const deadline = new Promise<never>((_, reject) => {
@@ -188,38 +337,116 @@ export class IOServiceBridge implements IOServiceRemote {
       timer = setTimeout(() => reject(new Error(`IOService callback did not finish in ${this.callbackTimeoutMs} ms`)), this.callbackTimeoutMs);
     });
     this.pendingCalls.add(fail);
-    Promise.race([remote(), deadline])
-      .catch((err: Error) => {
-        if (!this.closed) this.onCallbackFailure(err);
+    Promise.race([Promise.resolve().then(() => task.callback.call()), deadline])
+      .catch((err: unknown) => {
+        if (!this.closed) this.events.callbackFailed(err instanceof Error ? err : new Error(String(err)));
       })
       .finally(() => {
         clearTimeout(timer);
         this.pendingCalls.delete(fail);
-        if (once && !this.closed) {
-          this.proxies.delete(remote);
-          void Promise.resolve(remote[Comlink.releaseProxy]()).catch(() => {});
-        }
-      });
+        this.pendingCallbacks--;
+        task.running = false;
+        if (this.closed) return;
+        if (!task.repeat) this.tasks.delete(id);
+        // A once-callback is done with; an interval cancelled while it ran too.
+        if (this.tasks.get(id) !== task) task.callback.release();
+        this.drain();
+      })
+      .catch((err: unknown) => this.backstop(err));
+  }
+
+  /** Fires the once-callbacks held back, as far as the ration allows. */
+  private drain(): void {
+    while (this.waiting.length > 0 && !this.closed && this.mayFire()) {
+      const id = this.waiting.shift()!;
+      const task = this.tasks.get(id);
+      if (!task) continue;
+      task.waiting = false;
+      this.fire(id, task);
+    }
+    if (this.waiting.length > 0 && this.pendingCallbacks < this.ration.limits.maxPendingCallbacks) this.scheduleDrain();
+  }
+
+  /** Drains again when the rate allows another callback (a finishing callback drains too). */
+  private scheduleDrain(): void {
+    if (this.drainTimer || this.closed) return;
+    this.drainTimer = setTimeout(() => {
+      this.drainTimer = undefined;
+      try {
+        this.drain();
+      } catch (err) {
+        this.backstop(err);
+      }
+    }, Math.max(1, this.ration.callbacks.msUntilToken()));
+  }
+
+  private heldBack(): void {
+    if (!this.closed && this.ration.heldBack()) {
+      const { limits } = this.ration;
+      this.fail('io-overload', `IOService: over its share for more than ${limits.throttleSeconds} s in a row ` +
+        `(io-max-timers ${limits.maxTimers}, io-max-pending-callbacks ${limits.maxPendingCallbacks}, ` +
+        `io-callbacks-per-second ${limits.callbacksPerSecond}, io-calls-per-second ${limits.callsPerSecond})`);
+    }
+  }
+
+  /** The library's IOService ends here; its host terminates the worker. */
+  private fail(kind: 'protocol' | 'io-overload', message: string, err?: Error): void {
+    if (this.closed) return;
+    this.close(`hook library ${this.owner}: ${message}`);
+    this.events.violation(kind, message, err);
+  }
+
+  /** Anything the checks above missed: the library's failure, never the daemon's. */
+  private backstop(err: unknown): void {
+    const error = err instanceof Error ? err : new Error(String(err));
+    try {
+      this.fail('protocol', `IOService: handling what the library sent failed: ${error.message}`, error);
+    } catch {
+      // The host's own reporting failed: nothing more can be done from here.
+    }
   }
 }
 
-function checkDelay(ms: number): number {
-  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0 || ms > 2_147_483_647) {
+function checkDelay(ms: number, callback: LibraryCallback): number {
+  if (!Number.isFinite(ms) || ms < 0 || ms > 2_147_483_647) {
+    callback.release();
     throw new RangeError(`timer delay must be a number of milliseconds between 0 and 2147483647, got ${String(ms)}`);
   }
   return ms;
 }
 
-/** `endpoint`, passing on only the calls a library may make (acceptIOServiceMessage). */
-function callsOnly(endpoint: Comlink.Endpoint): Comlink.Endpoint {
+function issueText(error: { issues: { path: PropertyKey[]; message: string }[] }): string {
+  const issue = error.issues[0];
+  if (!issue) return 'unknown';
+  return issue.path.length > 0 ? `${issue.path.map(String).join('.')}: ${issue.message}` : issue.message;
+}
+
+/**
+ * `endpoint`, passing on to comlink only what `admit` lets through (possibly
+ * rewritten). A throw while comlink handles a message lands in `backstop`
+ * instead of on the main loop.
+ */
+function checked(endpoint: Comlink.Endpoint, admit: (data: unknown) => unknown, guard: (err: unknown) => void): Comlink.Endpoint {
   const wrapped = new WeakMap<object, EventListener>();
   return {
-    postMessage: (message: unknown, transfer?: Transferable[]) => endpoint.postMessage(message, transfer),
+    postMessage: (message: unknown, transfer?: Transferable[]) => {
+      try {
+        endpoint.postMessage(message, transfer);
+      } catch (err) {
+        guard(err);
+      }
+    },
     addEventListener: (type: string, listener: EventListenerOrEventListenerObject) => {
       const filtered: EventListener = (event) => {
-        if (!acceptIOServiceMessage((event as MessageEvent).data)) return;
-        if ('handleEvent' in listener) listener.handleEvent(event);
-        else listener(event);
+        try {
+          const admitted = admit((event as MessageEvent).data);
+          if (admitted === undefined || admitted === false) return;
+          const data = admitted === true ? (event as MessageEvent).data : admitted;
+          if ('handleEvent' in listener) listener.handleEvent({ data } as MessageEvent);
+          else listener({ data } as MessageEvent);
+        } catch (err) {
+          guard(err);
+        }
       };
       wrapped.set(listener, filtered);
       endpoint.addEventListener(type, filtered);

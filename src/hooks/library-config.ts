@@ -20,6 +20,13 @@ export const SandboxPolicySchema = z
     'restart-window-s': z.number().positive().default(60),
     'log-lines-per-second': z.number().int().positive().default(200),
     isolation: z.enum(['thread', 'process']).default('thread'),
+    // The library's share of the main loop through the IOService (src/hooks/io-ration.ts).
+    'io-min-interval-ms': z.number().int().min(1).max(3_600_000).default(10),
+    'io-max-timers': z.number().int().positive().max(10_000).default(256),
+    'io-max-pending-callbacks': z.number().int().positive().max(10_000).default(64),
+    'io-callbacks-per-second': z.number().int().positive().max(1_000_000).default(1000),
+    'io-calls-per-second': z.number().int().positive().max(1_000_000).default(1000),
+    'io-throttle-seconds': z.number().int().nonnegative().max(3600).default(5),
     // Process mode only (src/hooks/process-sandbox.ts): paths the library may write, and OS limits.
     'allow-write': z.array(z.string().min(1)).default([]),
     'max-cpu-seconds': z.number().int().positive().default(3600),

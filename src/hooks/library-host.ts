@@ -20,6 +20,8 @@ import { z } from 'zod';
 import { Logger } from '../log/logger.js';
 import type { IOService } from './io-service.js';
 import { IOServiceBridge } from './io-service.js';
+import { IORation, ioRationLimits } from './io-ration.js';
+import { LineBudget } from './line-budget.js';
 import { maxExternalMb, seesSecrets, type HookLibraryConfig } from './library-config.js';
 import { LibraryMemoryWatch } from './library-memory-watch.js';
 import { LibraryStats, type LibraryState } from './library-stats.js';
@@ -27,7 +29,7 @@ import { IpcCalloutPort, ProcessPool } from './process-pool.js';
 import { sandboxCommand } from './process-sandbox.js';
 import { withLoadHint } from './load-hints.js';
 import { SecretRedaction } from './secret-redaction.js';
-import { acceptIOServiceMessage, oversizedChanges, WorkerMessageSchema } from './protocol-schemas.js';
+import { oversizedChanges, WorkerMessageSchema } from './protocol-schemas.js';
 import {
   ARG_REF_KEY,
   NextStep,
@@ -78,6 +80,9 @@ const WorkerMessageParser = z.compile(WorkerMessageSchema);
 
 /** A library's log line as the host writes it at most (the worker cuts its lines at the same length). */
 const MAX_LOG_LINE_CHARS = 4096;
+
+/** IOService error lines a library can make the host write per second (a callback failing on every tick). */
+const IO_ERROR_LINES_PER_SECOND = 10;
 
 const here = import.meta.url;
 /** Under tsx (tests, dev) the worker is TypeScript and needs tsx in its thread too. */
@@ -216,6 +221,8 @@ export class LibraryHost {
   private logTokens = Infinity;
   private logRefilledAt = 0;
   private readonly memory: LibraryMemoryWatch;
+  private readonly ioErrorLines = new LineBudget(IO_ERROR_LINES_PER_SECOND, (dropped) =>
+    this.log.warn('HOOKS_IO_ERRORS_SUPPRESSED', `hook library ${this.name}: dropped ${dropped} IOService error lines over the limit of ${IO_ERROR_LINES_PER_SECOND}/s`));
 
   constructor(
     readonly config: HookLibraryConfig,
@@ -354,7 +361,8 @@ export class LibraryHost {
     if (policy.isolation === 'process') {
       const path = fileURLToPath(workerData.libraryUrl);
       if (/\.[cm]?ts$/.test(path)) throw new Error('a library in "isolation": "process" must be JavaScript (the sandbox holds no TypeScript loader); build it first');
-      const pool = new ProcessPool(sandboxCommand(path, policy), workerData, acceptIOServiceMessage);
+      // Everything on the 'io' channel goes on to the IOServiceBridge, which checks each message in full and fails the library on one that does not fit.
+      const pool = new ProcessPool(sandboxCommand(path, policy), workerData, () => true);
       pool.on('error', (err: Error) => this.onIdleWorkerError(err));
       return pool;
     }
@@ -436,9 +444,18 @@ export class LibraryHost {
     const port = channel?.port1 ?? new IpcCalloutPort();
     const io = new MessageChannel();
     const abort = new AbortController();
-    const bridge = new IOServiceBridge(this.deps.io, this.name, this.policy['callout-timeout-ms'], (err) => {
-      this.stats.recordFailure('io-callback', err.message);
-      this.log.error('HOOKS_IO_CALLBACK_FAILED', `hook library ${this.name}: IOService callback failed: ${err.message}`);
+    const bridge: IOServiceBridge = new IOServiceBridge(this.deps.io, this.name, new IORation(ioRationLimits(this.policy)), this.policy['callout-timeout-ms'], {
+      callbackFailed: (err) => {
+        this.stats.recordFailure('io-callback', err.message);
+        if (this.ioErrorLines.take()) this.log.error('HOOKS_IO_CALLBACK_FAILED', `hook library ${this.name}: IOService callback failed: ${err.message.slice(0, MAX_LOG_LINE_CHARS)}`);
+      },
+      violation: (kind, message, err) => {
+        const session = this.session;
+        if (session?.bridge !== bridge || session.abortedFor) return;
+        // Not budgeted: once per worker, and workers are bounded by the restart budget.
+        this.log.error('HOOKS_IO_VIOLATION', `hook library ${this.name}: ${message}; terminating its worker${err?.stack ? ` (${err.stack})` : ''}`);
+        this.terminate(session, kind, message);
+      },
     });
     bridge.serve(io.port1);
     const loaded = new Promise<void>((resolve, reject) => {

@@ -49,6 +49,7 @@ export const FAILURE_KINDS = [
   'quarantined', // the library is out of its restart budget; callout skipped
   'load', // version/load failed (at start or on a replacement worker)
   'io-callback', // a callback given to the IOService threw or timed out
+  'io-overload', // the library went over its IOService share (io-* policy keys) for too long, or by too much
   'protocol', // the worker sent something the protocol does not allow
 ] as const;
 export type FailureKind = (typeof FAILURE_KINDS)[number];

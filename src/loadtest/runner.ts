@@ -115,6 +115,7 @@ function outcomeOf(report: ChainReport): Outcome {
     case 'cpu-limit':
     case 'protocol':
     case 'io-callback':
+    case 'io-overload':
       return 'other';
     default:
       return kind;
