@@ -5,7 +5,7 @@
  * declared type, so the two cannot drift apart.
  */
 import { z } from 'zod';
-import { FAILURE_KINDS, type CalloutResult, type IOServiceRemote, type Registrations, type SerializedError, type WorkerMessage } from './protocol.js';
+import { FAILURE_KINDS, LIBRARY_REPORTED_FAILURE_KINDS, type CalloutResult, type IOServiceRemote, type Registrations, type SerializedError, type WorkerMessage } from './protocol.js';
 
 const RegistrationsSchema = z.record(z.string(), z.number().int().nonnegative()) satisfies z.ZodType<Registrations>;
 
@@ -16,6 +16,10 @@ export const SerializedErrorSchema = z.object({
   stack: z.string().optional(),
 }) satisfies z.ZodType<SerializedError>;
 
+/** An error a worker reports, of one kind it may report there (the host sees every other kind itself). */
+const reportedError = <K extends readonly [SerializedError['kind'], ...SerializedError['kind'][]]>(kinds: K) =>
+  z.object({ kind: z.enum(kinds), name: z.string(), message: z.string(), stack: z.string().optional() });
+
 export const CalloutResultSchema = z.object({
   id: z.number().int(),
   status: z.number().int(),
@@ -24,14 +28,14 @@ export const CalloutResultSchema = z.object({
   context: z.record(z.string(), z.unknown()).optional(),
   nonZero: z.number().int().nonnegative(),
   callouts: z.number().int().nonnegative(),
-  failure: SerializedErrorSchema.optional(),
+  failure: reportedError(LIBRARY_REPORTED_FAILURE_KINDS).optional(),
   registrations: RegistrationsSchema.optional(),
   durationUs: z.number().nonnegative(),
 }) satisfies z.ZodType<CalloutResult>;
 
 export const WorkerMessageSchema = z.discriminatedUnion('t', [
   z.object({ t: z.literal('loaded'), multiThreadingCompatible: z.boolean(), registrations: RegistrationsSchema }),
-  z.object({ t: z.literal('load-failed'), error: SerializedErrorSchema }),
+  z.object({ t: z.literal('load-failed'), error: reportedError(['load']) }),
   z.object({ t: z.literal('results'), batch: z.array(CalloutResultSchema) }),
   z.object({
     t: z.literal('log'),
@@ -39,7 +43,7 @@ export const WorkerMessageSchema = z.discriminatedUnion('t', [
     suppressed: z.number().int().nonnegative(),
   }),
   z.object({ t: z.literal('registrations'), registrations: RegistrationsSchema }),
-  z.object({ t: z.literal('unloaded'), unloadReturn: z.number().nullable(), error: SerializedErrorSchema.optional() }),
+  z.object({ t: z.literal('unloaded'), unloadReturn: z.number().nullable(), error: reportedError(['throw']).optional() }),
 ]) satisfies z.ZodType<WorkerMessage>;
 
 /**
