@@ -206,6 +206,9 @@ export interface LibraryHostDeps {
   onRegistrationsChanged: () => void;
 }
 
+/** Hosts with a worker or process alive: what a forced shutdown must end (LibraryHost.stopAllNow). */
+const running = new Set<LibraryHost>();
+
 export class LibraryHost {
   readonly name: string;
   readonly stats: LibraryStats;
@@ -262,6 +265,7 @@ export class LibraryHost {
     this.stats.state = 'starting';
     try {
       this.pool = this.createPool();
+      running.add(this);
     } catch (err) {
       this.stats.state = 'stopped';
       throw new HookLibraryError(this.name, `hook library ${this.name}: ${(err as Error).message}`);
@@ -327,6 +331,25 @@ export class LibraryHost {
     if (this.stats.state !== 'quarantined') this.stats.state = 'stopped';
     this.registrations = {};
     this.deps.onRegistrationsChanged();
+    this.log.close();
+  }
+
+  /**
+   * The daemon must exit now, whatever its libraries are doing (a hung unload() or
+   * callout, a spinning loop): every worker thread is terminated and every sandbox
+   * process killed (SIGKILL, sent before this returns), without unload(). The names
+   * of the libraries that were still running.
+   */
+  static stopAllNow(): string[] {
+    const names: string[] = [];
+    for (const host of [...running]) {
+      names.push(host.name);
+      host.stopping = true;
+      host.session?.abort.abort();
+      void host.destroyPool();
+      host.log.close();
+    }
+    return names;
   }
 
   /** `hooks-restart`: out of quarantine (or a stopped state) with a fresh restart budget. */
@@ -429,6 +452,7 @@ export class LibraryHost {
   private async destroyPool(): Promise<void> {
     const pool = this.pool;
     this.pool = undefined;
+    running.delete(this);
     if (pool) await pool.destroy().catch(() => {});
   }
 
