@@ -517,7 +517,7 @@ export class LibraryHost {
         this.stats.state = 'ready';
         this.setRegistrations(message.registrations);
         if (this.snapshot) session.port.postMessage({ t: 'snapshot', ...this.snapshot });
-        this.log.info('HOOKS_LIBRARY_LOADED', `hook library ${this.name} loaded in its ${this.policy.isolation === 'process' ? 'sandboxed process' : 'worker thread'} (${registeredNames(message.registrations, (name) => this.log.quote(name, 64))})`);
+        this.log.info('HOOKS_LIBRARY_LOADED', `hook library ${this.name} loaded in its ${this.policy.isolation === 'process' ? 'sandboxed process' : 'worker thread'} (${registeredNames(message.registrations, (name) => this.log.quote(name, 256))})`);
         session.settleLoad.resolve();
         if (session.replacement) this.replayConfigured();
         this.pump();
