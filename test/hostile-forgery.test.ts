@@ -13,8 +13,9 @@
  * - lies about itself (test/fixtures/hostile-forge-stats.mjs): answers its own callout
  *   ids first with failure kinds only the host can see ('cpu-limit', 'timeout'),
  *   rewrites its results to claim one, claims 9e15 dropped log lines, 9e15 non-zero
- *   returns and a round trip of 1e15 µs. hooks-status must show only what happened:
- *   each lie ends the library as a 'protocol' failure.
+ *   returns and a round trip of 1e15 µs, and (in a process) sends itself SIGXCPU, the
+ *   kernel's signal at max-cpu-seconds. hooks-status must show only what happened: each
+ *   lie ends the library as a 'protocol' failure, the signal as a 'crash'.
  *
  * Each run ends with the library hung, in a callout (while it floods) or in unload()
  * (spinning), and SIGTERM or the `shutdown` command: the daemon must exit at its
@@ -294,32 +295,33 @@ describe.each(['thread', 'process'] as const)('isolation "%s": a library that fo
     }
   }, 120_000);
 
-  it('failures and counts: only what the host saw counts (each lie is a "protocol" failure); NCRs reach BIND; `shutdown` wins over a hung unload()', async () => {
-    const run = await startDaemon(mode, FORGE_STATS, {});
+  it('failures and counts: only what the host saw counts (each lie is a "protocol" failure, a SIGXCPU it sent itself a crash); NCRs reach BIND; `shutdown` wins over a hung unload()', async () => {
+    const run = await startDaemon(mode, FORGE_STATS, { 'signal-itself': mode === 'process' });
     try {
       await waitReady(run);
       await carryNcrs(run, `forge-stats-${mode}`, 8);
       // 16 select_key calls: every variant ran at least twice.
-      expect(Number(readFileSync(join(run.stateDir, 'turn'), 'utf8'))).toBeGreaterThanOrEqual(12);
+      expect(Number(readFileSync(join(run.stateDir, 'turn'), 'utf8'))).toBeGreaterThanOrEqual(14);
       const status = await waitReady(run);
       expect(status.failures['cpu-limit']).toBe(0);
       expect(status.failures.timeout).toBe(0);
       expect(status.timeouts).toBe(0);
-      expect(Object.entries(status.failures).filter(([kind, n]) => n > 0 && kind !== 'protocol')).toEqual([]);
-      // Five lying variants in six, each caught: the library's process or thread replaced each time.
+      // In a process it also killed itself with SIGXCPU: a crash, not a CPU limit it never reached.
+      if (mode === 'process') expect(status.failures.crash).toBeGreaterThanOrEqual(2);
+      expect(Object.entries(status.failures).filter(([kind, n]) => n > 0 && kind !== 'protocol' && (mode === 'thread' || kind !== 'crash'))).toEqual([]);
+      // Five lying variants in seven, each caught: the library's process or thread replaced each time.
       expect(status.failures.protocol).toBeGreaterThanOrEqual(10);
       expect(status.restarts).toBeGreaterThanOrEqual(10);
       expect(status.logLinesSuppressed).toBeLessThan(1_000_000);
       expect(status.nonZeroReturns).toBe(0);
       // Latency is the host's own measure of the round trip, not the library's 1e15 µs.
       expect(status.latencyUs.max).toBeLessThan(60_000_000);
-      expect(status.lastFailure?.kind).toBe('protocol');
       const stats = await run.d.stats();
-      expect(stats[`hook-library[${FORGE_STATS}].failures`]).toBe(status.failures.protocol);
+      expect(stats[`hook-library[${FORGE_STATS}].failures`]).toBe(status.failures.protocol + status.failures.crash);
       expect(stats[`hook-library[${FORGE_STATS}].non-zero-returns`]).toBe(0);
 
       const lines = checkLogLines(readFileSync(run.logFile, 'utf8'), run.d.pid);
-      expect(lines.filter((l) => l.id === 'HOOKS_LIBRARY_RESTARTING').every((l) => l.line.includes('worker lost (protocol: '))).toBe(true);
+      expect(lines.filter((l) => l.id === 'HOOKS_LIBRARY_RESTARTING').every((l) => /worker lost \((protocol|crash): /.test(l.line))).toBe(true);
 
       await waitReady(run);
       await shutdownAtDeadline(run, mode, 'shutdown');

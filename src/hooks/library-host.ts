@@ -12,6 +12,7 @@
  * always reaches a decision.
  */
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { availableParallelism } from 'node:os';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
@@ -230,6 +231,8 @@ export class LibraryHost {
   private restartTimes: number[] = [];
   private stopping = false;
   private snapshot: { version: number; json_config: unknown; server_config: unknown } | undefined;
+  /** performance.now() at or before the start of the library's current process (or thread): the host's own clock for its CPU use. */
+  private childSince = 0;
 
   constructor(
     readonly config: HookLibraryConfig,
@@ -265,6 +268,7 @@ export class LibraryHost {
     this.stats.state = 'starting';
     try {
       this.pool = this.createPool();
+      this.childSince = performance.now();
       running.add(this);
     } catch (err) {
       this.stats.state = 'stopped';
@@ -583,9 +587,15 @@ export class LibraryHost {
       session.settleLoad.reject(new HookLibraryError(this.name, `hook library ${this.name} was stopped while loading`));
       return;
     }
-    const cause = session.abortedFor ?? (err ? classifyDeath(err) : undefined)
+    let cause = session.abortedFor ?? (err ? classifyDeath(err) : undefined)
       ?? (session.loadError ?? result?.error ? { kind: 'load' as const, message: (session.loadError ?? result!.error!).message } : undefined)
       ?? { kind: 'crash' as const, message: 'worker session ended unexpectedly' };
+    // SIGXCPU is how the kernel ends a process at its CPU limit, and also a signal the
+    // library can send itself: believed only when the process could have used that much.
+    const cpuSeconds = this.policy['max-cpu-seconds'];
+    if (cause.kind === 'cpu-limit' && ((performance.now() - this.childSince) / 1000) * availableParallelism() < cpuSeconds) {
+      cause = { kind: 'crash', message: `the library process was ended by SIGXCPU before it could have used its ${cpuSeconds} CPU seconds` };
+    }
     if (!session.loaded) {
       // Loading failed: at start this rejects the configuration; on a replacement it is one more restart.
       session.settleLoad.reject(new HookLibraryError(this.name, cause.kind === 'load' ? cause.message : `hook library ${this.name}: worker died while loading (${cause.kind}): ${cause.message}`));
@@ -619,6 +629,7 @@ export class LibraryHost {
       return;
     }
     this.restartTimes.push(now);
+    this.childSince = performance.now();
     this.stats.restarts++;
     this.stats.state = 'restarting';
     this.log.warn('HOOKS_LIBRARY_RESTARTING', `hook library ${this.name}: worker lost (${kind}: ${this.log.quote(message)}); starting a replacement and running load() again`);
