@@ -26,7 +26,7 @@
  * in a process, the IPC channel (process.send); in both, the results the worker
  * runtime queues (a patched Array.prototype.push), whatever the transport.
  */
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -51,6 +51,12 @@ const EXIT_BOUND_MS = DEADLINE_MS + 20_000;
 const LOG_LINES_PER_SECOND = 50;
 
 const tmp = tempDir('d2box-forgery-');
+
+/** D2BOX_FORGERY_FIGURES=file appends what each run measured there (one JSON line per run), for docs/isolation.md. */
+function figures(row: Record<string, unknown>): void {
+  const file = process.env['D2BOX_FORGERY_FIGURES'];
+  if (file) appendFileSync(file, JSON.stringify(row) + '\n');
+}
 let bind: Bind9Server;
 
 beforeAll(async () => {
@@ -215,7 +221,7 @@ function alive(text: string, pids: number[] = []): number[] {
 }
 
 /** Ends the daemon by `how`, bounded; then checks it exited through the deadline and left no process behind. */
-async function shutdownAtDeadline(run: Run, mode: 'thread' | 'process', how: 'SIGTERM' | 'shutdown'): Promise<void> {
+async function shutdownAtDeadline(run: Run, mode: 'thread' | 'process', how: 'SIGTERM' | 'shutdown'): Promise<number> {
   const tree = descendants(run.d.pid);
   // In a process, the sandbox is there to be checked (bwrap's command line names the state folder it may write).
   if (mode === 'process') expect(alive(run.stateDir).length).toBeGreaterThan(0);
@@ -225,7 +231,8 @@ async function shutdownAtDeadline(run: Run, mode: 'thread' | 'process', how: 'SI
   const code = await Promise.race([run.d.exited, sleep(EXIT_BOUND_MS).then(() => 'still running' as const)]);
   if (code === 'still running') run.d.child.kill('SIGKILL');
   expect(code).toBe(1);
-  expect(performance.now() - t0).toBeGreaterThanOrEqual(DEADLINE_MS - 100);
+  const exitMs = performance.now() - t0;
+  expect(exitMs).toBeGreaterThanOrEqual(DEADLINE_MS - 100);
   const log = readFileSync(run.logFile, 'utf8');
   expect(log).toMatch(/DCTL_SHUTDOWN_FORCED DHCP-DDNS shutdown did not finish in 3000 ms .*stopped by force: hook libraries /);
   // --die-with-parent and the kill at the deadline: nothing of the sandbox outlives the daemon.
@@ -235,6 +242,7 @@ async function shutdownAtDeadline(run: Run, mode: 'thread' | 'process', how: 'SI
     left = alive(run.stateDir, tree);
   }
   expect(left).toEqual([]);
+  return Math.round(exitMs);
 }
 
 describe.each(['thread', 'process'] as const)('isolation "%s": a library that forges', (mode) => {
@@ -287,8 +295,14 @@ describe.each(['thread', 'process'] as const)('isolation "%s": a library that fo
       const warningsDuring = floodWarnings() - warningsBefore;
       expect(warningsDuring).toBeGreaterThan(0);
       expect(warningsDuring).toBeLessThanOrEqual(Math.ceil((performance.now() - hungAt) / 1000) + 1);
-      await shutdownAtDeadline(run, mode, 'SIGTERM');
-      checkLogLines(readFileSync(run.logFile, 'utf8'), run.d.pid);
+      const exitMs = await shutdownAtDeadline(run, mode, 'SIGTERM');
+      const all = checkLogLines(readFileSync(run.logFile, 'utf8'), run.d.pid);
+      figures({
+        test: 'forge-logs', mode, calls: status.calls, elapsedS: Math.round(elapsedS * 10) / 10, logLinesSuppressed: status.logLinesSuppressed,
+        floodWarnings: count('HOOKS_LOG_FLOOD'), suppressedWarnings: count('HOOKS_LOG_SUPPRESSED'), libraryLines: count('HOOKS_LIBRARY_LOG'),
+        calloutFailed: count('HOOKS_CALLOUT_FAILED'), forgedLinesInLog: forged.length, linesNotTheDaemons: 0, warningsDuringHang: warningsDuring,
+        hangS: Math.round((performance.now() - hungAt) / 100) / 10, exitMs, lines: all.length,
+      });
     } finally {
       await run.sender.close();
       await run.d.stop();
@@ -324,8 +338,12 @@ describe.each(['thread', 'process'] as const)('isolation "%s": a library that fo
       expect(lines.filter((l) => l.id === 'HOOKS_LIBRARY_RESTARTING').every((l) => /worker lost \((protocol|crash): /.test(l.line))).toBe(true);
 
       await waitReady(run);
-      await shutdownAtDeadline(run, mode, 'shutdown');
+      const exitMs = await shutdownAtDeadline(run, mode, 'shutdown');
       checkLogLines(readFileSync(run.logFile, 'utf8'), run.d.pid);
+      figures({
+        test: 'forge-stats', mode, calls: status.calls, failures: Object.fromEntries(Object.entries(status.failures).filter(([, n]) => n > 0)),
+        restarts: status.restarts, logLinesSuppressed: status.logLinesSuppressed, nonZeroReturns: status.nonZeroReturns, latencyMaxUs: status.latencyUs.max, exitMs,
+      });
     } finally {
       await run.sender.close();
       await run.d.stop();
