@@ -9,8 +9,9 @@
  * - its own lines are held to twice its `log-lines-per-second` (the worker holds
  *   them to the rate itself, but a process-mode library can write to its channel
  *   past the worker's limiter), the daemon's lines about it to
- *   HOST_LINES_PER_SECOND: a library that fails on every callout cannot make
- *   the daemon log thousands of failures a second;
+ *   HOST_LINES_PER_SECOND per message id: a library that fails on every callout
+ *   cannot make the daemon log thousands of failures a second, nor crowd out the
+ *   rarer lines that say it restarted or was quarantined;
  * - what is dropped, by either limit or by the worker's own, is told in one
  *   summary line at most every SUMMARY_INTERVAL_MS, so the warnings about a
  *   flood cannot be a flood themselves.
@@ -20,7 +21,7 @@ import { Logger, type Severity } from '../log/logger.js';
 import { escapeUntrusted, quoteUntrusted } from '../log/log-text.js';
 import type { LogLevel } from './protocol.js';
 
-/** The daemon's lines about one library, per second at most (a burst of as many). */
+/** The daemon's lines about one library, per message id, per second at most (a burst of as many). */
 export const HOST_LINES_PER_SECOND = 20;
 /** At most one summary of dropped lines per library per this interval. */
 export const SUMMARY_INTERVAL_MS = 1000;
@@ -51,7 +52,8 @@ export class LibraryLog {
   /** The library's name as it appears in its lines, escaped once. */
   private readonly tag: string;
   private readonly libraryBudget: LineBudget;
-  private readonly hostBudget = new LineBudget(HOST_LINES_PER_SECOND);
+  /** By message id: a fixed set of the daemon's own, so this stays small. */
+  private readonly hostBudgets = new Map<string, LineBudget>();
   private droppedByWorker = 0;
   private droppedByHost = 0;
   private droppedAbout = new Map<string, number>();
@@ -109,7 +111,9 @@ export class LibraryLog {
 
   /** A daemon line about the library; library text in it must come through quote(). */
   private about(severity: Severity, id: string, text: string): void {
-    if (this.hostBudget.take()) {
+    let budget = this.hostBudgets.get(id);
+    if (!budget) this.hostBudgets.set(id, (budget = new LineBudget(HOST_LINES_PER_SECOND)));
+    if (budget.take()) {
       this.log.log(severity, id, text);
       return;
     }
@@ -142,7 +146,7 @@ export class LibraryLog {
         total += n;
         ids.push(`${id} ×${n}`);
       }
-      this.log.warn('HOOKS_LOG_SUPPRESSED', `hook library ${this.tag}: ${total} lines about it not logged, over ${HOST_LINES_PER_SECOND}/s (${ids.join(', ')})`);
+      this.log.warn('HOOKS_LOG_SUPPRESSED', `hook library ${this.tag}: ${total} lines about it not logged, over ${HOST_LINES_PER_SECOND}/s each (${ids.join(', ')})`);
     }
     this.droppedByWorker = 0;
     this.droppedByHost = 0;
