@@ -13,7 +13,7 @@
  * - lies about itself (test/fixtures/hostile-forge-stats.mjs): answers its own callout
  *   ids first with failure kinds only the host can see ('cpu-limit', 'timeout'),
  *   rewrites its results to claim one, claims 9e15 dropped log lines, 9e15 non-zero
- *   returns and a round trip of 1e15 µs, and (in a process) sends itself SIGXCPU, the
+ *   returns, 9e15 callouts and a round trip of 1e15 µs, and (in a process) sends itself SIGXCPU, the
  *   kernel's signal at max-cpu-seconds. hooks-status must show only what happened: each
  *   lie ends the library as a 'protocol' failure, the signal as a 'crash'.
  *
@@ -313,9 +313,9 @@ describe.each(['thread', 'process'] as const)('isolation "%s": a library that fo
     const run = await startDaemon(mode, FORGE_STATS, { 'signal-itself': mode === 'process' });
     try {
       await waitReady(run);
-      await carryNcrs(run, `forge-stats-${mode}`, 8);
-      // 16 select_key calls: every variant ran at least twice.
-      expect(Number(readFileSync(join(run.stateDir, 'turn'), 'utf8'))).toBeGreaterThanOrEqual(14);
+      await carryNcrs(run, `forge-stats-${mode}`, 10);
+      // 20 select_key calls: every variant ran at least twice.
+      expect(Number(readFileSync(join(run.stateDir, 'turn'), 'utf8'))).toBeGreaterThanOrEqual(16);
       const status = await waitReady(run);
       expect(status.failures['cpu-limit']).toBe(0);
       expect(status.failures.timeout).toBe(0);
@@ -323,9 +323,9 @@ describe.each(['thread', 'process'] as const)('isolation "%s": a library that fo
       // In a process it also killed itself with SIGXCPU: a crash, not a CPU limit it never reached.
       if (mode === 'process') expect(status.failures.crash).toBeGreaterThanOrEqual(2);
       expect(Object.entries(status.failures).filter(([kind, n]) => n > 0 && kind !== 'protocol' && (mode === 'thread' || kind !== 'crash'))).toEqual([]);
-      // Five lying variants in seven, each caught: the library's process or thread replaced each time.
-      expect(status.failures.protocol).toBeGreaterThanOrEqual(10);
-      expect(status.restarts).toBeGreaterThanOrEqual(10);
+      // Six lying variants in eight, each caught: the library's process or thread replaced each time.
+      expect(status.failures.protocol).toBeGreaterThanOrEqual(12);
+      expect(status.restarts).toBeGreaterThanOrEqual(12);
       expect(status.logLinesSuppressed).toBeLessThan(1_000_000);
       expect(status.nonZeroReturns).toBe(0);
       // Latency is the host's own measure of the round trip, not the library's 1e15 µs.

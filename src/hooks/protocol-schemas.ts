@@ -5,9 +5,9 @@
  * declared type, so the two cannot drift apart.
  */
 import { z } from 'zod';
-import { FAILURE_KINDS, LIBRARY_REPORTED_FAILURE_KINDS, type CalloutResult, type IOServiceRemote, type Registrations, type SerializedError, type WorkerMessage } from './protocol.js';
+import { FAILURE_KINDS, LIBRARY_REPORTED_FAILURE_KINDS, MAX_CALLOUTS_PER_HOOK, type CalloutResult, type IOServiceRemote, type Registrations, type SerializedError, type WorkerMessage } from './protocol.js';
 
-const RegistrationsSchema = z.record(z.string(), z.number().int().nonnegative()) satisfies z.ZodType<Registrations>;
+const RegistrationsSchema = z.record(z.string(), z.number().int().nonnegative().max(MAX_CALLOUTS_PER_HOOK)) satisfies z.ZodType<Registrations>;
 
 export const SerializedErrorSchema = z.object({
   kind: z.enum(FAILURE_KINDS),

@@ -169,6 +169,13 @@ export type HostMessage =
 /** Callouts per hook point, as the library has registered them. */
 export type Registrations = Record<string, number>;
 
+/**
+ * Callouts one library may register on one hook point. The host bounds what a library
+ * reports by it (a non-zero return per callout at most), so a library cannot claim a
+ * table of billions to make any count it reports look possible.
+ */
+export const MAX_CALLOUTS_PER_HOOK = 1000;
+
 export interface CalloutResult {
   id: number;
   status: number;
