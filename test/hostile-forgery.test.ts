@@ -350,3 +350,31 @@ describe.each(['thread', 'process'] as const)('isolation "%s": a library that fo
     }
   }, 120_000);
 });
+
+describe('isolation "process": the daemon killed outright', () => {
+  it('SIGKILL gives the daemon no say: bubblewrap\'s --die-with-parent ends the sandbox with it, even one spinning in a callout', async () => {
+    const run = await startDaemon('process', FORGE_LOGS, { flood: 10 });
+    try {
+      const before = await waitReady(run);
+      // Spinning, the library's process never notices its channel closing: only the kernel can end it.
+      writeFileSync(join(run.stateDir, 'spin-now'), '');
+      await run.sender.send(ncr({ fqdn: 'forge-spin.example.com.', ipAddress: '192.0.2.251' }));
+      for (let i = 0; i < 200 && (await libraryStatus(run)).calls === before.calls; i++) await sleep(25);
+      await sleep(300);
+      const tree = descendants(run.d.pid);
+      expect(alive(run.stateDir).length).toBeGreaterThan(0);
+      run.d.child.kill('SIGKILL');
+      await run.d.exited;
+      // Bounded wait: the kernel delivers the parent-death signal, then the namespace's init dies.
+      let left = alive(run.stateDir, tree);
+      for (let i = 0; i < 100 && left.length > 0; i++) {
+        await sleep(50);
+        left = alive(run.stateDir, tree);
+      }
+      expect(left).toEqual([]);
+    } finally {
+      await run.sender.close();
+      await run.d.stop();
+    }
+  }, 60_000);
+});
