@@ -30,6 +30,9 @@ describe('log-text', () => {
   it('quoted: escaped, quotes inside escaped, cut to a length with what was cut said', () => {
     expect(quoteUntrusted('say "hi"\n')).toBe('"say \\"hi\\"\\n"');
     expect(quoteUntrusted('x'.repeat(10), 4)).toBe('"xxxx"…(6 more chars)');
+    // Not text at all (a forged message's "message"): shown, never thrown over.
+    expect(quoteUntrusted({ toString: () => 'a\nb' })).toBe('"a\\nb"');
+    expect(quoteUntrusted({ toString: () => { throw new Error('no'); } })).toBe('"(not text)"');
   });
 
   it('the logger itself never writes a raw control character, whoever composed the text', () => {

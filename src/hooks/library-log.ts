@@ -69,7 +69,7 @@ export class LibraryLog {
   }
 
   /** A library's text to put inside one of the daemon's messages. */
-  quote(text: string, maxChars = 1024): string {
+  quote(text: unknown, maxChars = 1024): string {
     return quoteUntrusted(text, maxChars);
   }
 

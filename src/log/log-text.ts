@@ -40,8 +40,18 @@ export function escapeUntrusted(text: string): string {
   return HAS_UNTRUSTED.test(text) ? text.replace(UNTRUSTED, render) : text;
 }
 
-/** A library's text inside a daemon message: escaped, at most `maxChars` long, in double quotes. */
-export function quoteUntrusted(text: string, maxChars = 1024): string {
+/**
+ * A library's text inside a daemon message: escaped, at most `maxChars` long, in double
+ * quotes. What claims to be text need not be (a process-mode library writes its messages
+ * itself): anything else is shown as what String() makes of it, or not at all.
+ */
+export function quoteUntrusted(value: unknown, maxChars = 1024): string {
+  let text: string;
+  try {
+    text = typeof value === 'string' ? value : String(value);
+  } catch {
+    text = '(not text)';
+  }
   const cut = text.length > maxChars ? text.slice(0, maxChars) : text;
   const more = text.length - cut.length;
   return `"${cut.replace(UNTRUSTED_IN_QUOTES, render)}"${more > 0 ? `…(${more} more chars)` : ''}`;
