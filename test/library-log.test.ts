@@ -57,7 +57,7 @@ describe('LibraryLog', () => {
 
   it('marks the library\'s lines with its name and escapes them', () => {
     const log = new LibraryLog('/opt/lib\n.mjs', 100);
-    log.libraryLine('warn', 'hello\n2026-01-01 00:00:00.000 INFO  [kea-dhcp-ddns/1.1] FAKE line');
+    log.libraryLines([{ level: 'warn', text: 'hello\n2026-01-01 00:00:00.000 INFO  [kea-dhcp-ddns/1.1] FAKE line' }]);
     log.close();
     expect(seen).toHaveLength(1);
     expect(seen[0]).toMatchObject({ severity: 'WARN', id: 'HOOKS_LIBRARY_LOG', text: '[/opt/lib\\n.mjs] hello\\n2026-01-01 00:00:00.000 INFO  [kea-dhcp-ddns/1.1] FAKE line' });
@@ -66,7 +66,7 @@ describe('LibraryLog', () => {
   it('holds its own lines to twice its rate and the daemon\'s lines about it to their rate per message, then says once what it dropped', async () => {
     const log = new LibraryLog('/opt/lib.mjs', 10);
     let written = 0;
-    for (let i = 0; i < 1000; i++) if (log.libraryLine('info', '')) written++;
+    for (let i = 0; i < 1000; i++) written += 1 - log.libraryLines([{ level: 'info', text: '' }]);
     for (let i = 0; i < 1000; i++) log.error('HOOKS_CALLOUT_FAILED', `failure ${i}`);
     log.warn('HOOKS_LIBRARY_RESTARTING', 'restarting');
     log.workerDropped(500);

@@ -75,7 +75,6 @@ export class HookLibraryError extends Error {
  */
 const WorkerMessageParser = z.compile(WorkerMessageSchema);
 
-
 /**
  * More log lines than a library can write in a second, even dropping them all: a worker
  * dropping console.log('') lines as fast as it can manages about 9 million a second here
@@ -538,9 +537,7 @@ export class LibraryHost {
           this.terminate(session, 'protocol', `worker reported ${session.reportedSuppressed} log lines dropped since it started, more than it could have written`);
           return;
         }
-        let suppressed = message.suppressed;
-        for (const line of message.lines) if (!this.log.libraryLine(line.level, line.text)) suppressed++;
-        this.stats.logLinesSuppressed += suppressed;
+        this.stats.logLinesSuppressed += message.suppressed + this.log.libraryLines(message.lines);
         this.log.workerDropped(message.suppressed);
         return;
       }

@@ -37,8 +37,8 @@ class LineBudget {
   constructor(private readonly rate: number) {
     this.tokens = rate;
   }
-  take(): boolean {
-    const now = performance.now();
+  /** `now`: one reading for a whole batch, so that the time spent on the batch itself earns it nothing. */
+  take(now = performance.now()): boolean {
     this.tokens = Math.min(this.rate, this.tokens + ((now - this.refilledAt) * this.rate) / 1000);
     this.refilledAt = now;
     if (this.tokens < 1) return false;
@@ -73,16 +73,23 @@ export class LibraryLog {
     return quoteUntrusted(text, maxChars);
   }
 
-  /** A line the library logged. False when it was over the limit (dropped and counted in the summary). */
-  libraryLine(level: LogLevel, text: string): boolean {
-    if (!this.libraryBudget.take()) {
-      this.droppedByHost++;
-      this.scheduleSummary();
-      return false;
+  /** Lines the library logged, in one message. The number dropped over the limit (counted in the summary too). */
+  libraryLines(lines: readonly { level: LogLevel; text: string }[]): number {
+    const now = performance.now();
+    let dropped = 0;
+    for (const { level, text } of lines) {
+      if (!this.libraryBudget.take(now)) {
+        dropped++;
+        continue;
+      }
+      const cut = text.length > MAX_LIBRARY_LINE_CHARS ? text.slice(0, MAX_LIBRARY_LINE_CHARS) : text;
+      this.log.log(SEVERITY[level], 'HOOKS_LIBRARY_LOG', `${this.tag} ${escapeUntrusted(cut)}`);
     }
-    const cut = text.length > MAX_LIBRARY_LINE_CHARS ? text.slice(0, MAX_LIBRARY_LINE_CHARS) : text;
-    this.log.log(SEVERITY[level], 'HOOKS_LIBRARY_LOG', `${this.tag} ${escapeUntrusted(cut)}`);
-    return true;
+    if (dropped > 0) {
+      this.droppedByHost += dropped;
+      this.scheduleSummary();
+    }
+    return dropped;
   }
 
   /** Lines the library's worker dropped over its limit (a count the host has already bounded). */
