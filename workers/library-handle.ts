@@ -3,7 +3,7 @@
  * The host learns the table from `registrations` after load and whenever a
  * callout changes it, so it only sends callouts this library has.
  */
-import type { Registrations } from '../src/hooks/protocol.js';
+import { MAX_CALLOUTS_PER_HOOK, type Registrations } from '../src/hooks/protocol.js';
 import type { Callout, LibraryHandle as LibraryHandleApi } from './hooks-api.js';
 
 const NO_CALLOUTS: readonly Callout[] = Object.freeze([]);
@@ -29,6 +29,7 @@ export class LibraryHandle implements LibraryHandleApi {
       throw new NoSuchHook(`hook name ${hook} is not recognized`);
     }
     if (typeof callout !== 'function') throw new TypeError(`callout for ${hook} is not a function`);
+    if ((this.callouts.get(hook)?.length ?? 0) >= MAX_CALLOUTS_PER_HOOK) throw new RangeError(`hook ${hook} has ${MAX_CALLOUTS_PER_HOOK} callouts of this library, the most it may register`);
     // Copy on write: a chain iterating the old list is not disturbed (as Kea).
     this.setList(hook, [...(this.callouts.get(hook) ?? []), callout]);
   }

@@ -8,6 +8,7 @@
  * response (a callout that fails leaves the original response).
  */
 import type { HooksManager } from '../hooks/hooks-manager.js';
+import { quoteUntrusted } from '../log/log-text.js';
 import { Logger } from '../log/logger.js';
 import {
   CONTROL_RESULT_COMMAND_UNSUPPORTED,
@@ -83,7 +84,7 @@ export class CommandMgr {
       const report = await hooks.callCallouts('command_processed', handle);
       if (report.failures.length > 0) {
         const f = report.failures[0]!;
-        this.log.warn('COMMAND_PROCESSED_CALLOUT_FAILED', `command_processed callout of hook library ${f.library} failed (${f.failure.kind}: ${f.failure.message}); the original response to '${name}' is kept`);
+        this.log.warn('COMMAND_PROCESSED_CALLOUT_FAILED', `command_processed callout of hook library ${f.library} failed (${f.failure.kind}: ${quoteUntrusted(f.failure.message)}); the original response to '${name}' is kept`);
         return response;
       }
       return handle.hasArgument('response') ? handle.getArgument<Answer>('response') : response;

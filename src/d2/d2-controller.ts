@@ -22,6 +22,7 @@ import { APP_NAME, registerD2Commands } from '../control/d2-commands.js';
 import { UnixCommandSocket } from '../control/unix-command-socket.js';
 import { LogPipeline } from '../log/log-pipeline.js';
 import { HooksManager } from '../hooks/hooks-manager.js';
+import { LibraryHost } from '../hooks/library-host.js';
 import type { HookLibraryConfigInput } from '../hooks/library-config.js';
 import { Logger } from '../log/logger.js';
 import { VERSION } from '../version.js';
@@ -30,6 +31,16 @@ import { D2Process, type ShutdownType } from './d2-process.js';
 export interface ControllerOptions {
   verbose: boolean;
 }
+
+/**
+ * How long a shutdown may take before the daemon stops its hook libraries by force and
+ * exits. The orderly path is bounded step by step (a configuration being applied by
+ * load-timeout-ms, transactions by twice DEFAULT_SHUTDOWN_TIMEOUT_MS, each library's
+ * unload() by its load-timeout-ms, the logs' flush by 2 s), but those bounds add up per
+ * library and are the operator's to raise; this one is not: a shutdown always ends.
+ * Test knob (environment): D2BOX_SHUTDOWN_DEADLINE_MS.
+ */
+export const SHUTDOWN_DEADLINE_MS = 30_000;
 
 export type ApplyResult = { ok: true } | { ok: false; error: string };
 
@@ -105,9 +116,19 @@ export class D2Controller {
         this.stopping = true;
         clearInterval(keepAlive);
         this.log.info('DCTL_SHUTDOWN_REQUESTED', `DHCP-DDNS shutting down (${signal})`);
+        let stage = 'waiting for the configuration being applied';
+        const deadlineMs = Number(process.env['D2BOX_SHUTDOWN_DEADLINE_MS']) > 0 ? Number(process.env['D2BOX_SHUTDOWN_DEADLINE_MS']) : SHUTDOWN_DEADLINE_MS;
+        // unref: it must not keep a daemon that has shut down from exiting.
+        const deadline = setTimeout(() => this.forceExit(deadlineMs, stage), deadlineMs).unref();
         void this.applying
-          .then(() => this.process?.shutdown(type))
-          .then(() => this.closeControlSocket())
+          .then(() => {
+            stage = 'stopping D2 (transactions in flight, then the hook libraries)';
+            return this.process?.shutdown(type);
+          })
+          .then(() => {
+            stage = 'closing the control socket';
+            return this.closeControlSocket();
+          })
           .then(
             () => {
               this.log.info('DCTL_SHUTDOWN', `DHCP-DDNS has shut down, exit value ${this.exitValue}`);
@@ -119,7 +140,9 @@ export class D2Controller {
             },
           )
           .then(async (code) => {
+            stage = 'flushing the logs';
             await this.logs?.close();
+            clearTimeout(deadline);
             resolve(code);
           });
       };
@@ -135,6 +158,18 @@ export class D2Controller {
         });
       });
     });
+  }
+
+  /**
+   * The shutdown outlived its deadline: every hook library's worker or process is
+   * stopped by force (a sandbox process gets SIGKILL before this goes on), and the
+   * daemon exits 1. The lines still pending in the logs are written at exit.
+   */
+  private forceExit(deadlineMs: number, stage: string): void {
+    const libraries = LibraryHost.stopAllNow();
+    const stopped = libraries.length > 0 ? `; stopped by force: hook libraries ${libraries.join(', ')}` : '';
+    this.log.error('DCTL_SHUTDOWN_FORCED', `DHCP-DDNS shutdown did not finish in ${deadlineMs} ms (still ${stage})${stopped}; exiting`);
+    process.exit(1);
   }
 
   /** The commands' view of the controller. */

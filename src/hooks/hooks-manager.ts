@@ -6,7 +6,6 @@
  * libraries registered.
  */
 import { z } from 'zod';
-import { Logger } from '../log/logger.js';
 import { CalloutHandle } from './callout-handle.js';
 import { IOService } from './io-service.js';
 import { HooksLibrariesSchema, type HookLibraryConfig, type HookLibraryConfigInput } from './library-config.js';
@@ -52,7 +51,6 @@ export class HooksManager {
   readonly serverHooks: ServerHooks;
   readonly io: IOService;
   private readonly baseDir: string | undefined;
-  private readonly log = new Logger('d2box-hooks');
   private libraries: LibraryHost[] = [];
   /** Hook name → libraries with callouts on it, in configuration order. */
   private byHook = new Map<string, LibraryHost[]>();
@@ -340,7 +338,7 @@ export class HooksManager {
       if ('error' in validated) {
         failure = { kind: 'invalid-argument', name: 'InvalidArgument', message: `${library.name} set ${validated.error}` };
         library.stats.recordFailure('invalid-argument', failure.message);
-        this.log.error('HOOKS_CALLOUT_INVALID_ARGUMENT', `hook library ${library.name} on ${point.name}: ${failure.message}`);
+        library.log.error('HOOKS_CALLOUT_INVALID_ARGUMENT', `hook library ${library.name} on ${point.name}: ${library.log.quote(failure.message)}`);
       } else {
         for (const [name, value] of validated.set) handle.setArgument(name, value);
         for (const name of validated.deleted) handle.deleteArgument(name);
@@ -394,7 +392,7 @@ export class HooksManager {
       try {
         await host.restart();
       } catch (err) {
-        this.log.error('HOOKS_LIBRARY_REVIVE_FAILED', `hook library ${host.name} could not be loaded again: ${(err as Error).message}`);
+        host.log.error('HOOKS_LIBRARY_REVIVE_FAILED', `hook library ${host.name} could not be loaded again: ${host.log.quote((err as Error).message)}`);
       }
     }
   }

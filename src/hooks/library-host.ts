@@ -12,17 +12,18 @@
  * always reaches a decision.
  */
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { availableParallelism } from 'node:os';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { Piscina } from 'piscina';
 import { z } from 'zod';
-import { Logger } from '../log/logger.js';
 import type { IOService } from './io-service.js';
 import { IOServiceBridge } from './io-service.js';
 import { IORation, ioRationLimits } from './io-ration.js';
 import { LineBudget } from './line-budget.js';
 import { maxExternalMb, seesSecrets, type HookLibraryConfig } from './library-config.js';
+import { LibraryLog } from './library-log.js';
 import { LibraryMemoryWatch } from './library-memory-watch.js';
 import { LibraryStats, type LibraryState } from './library-stats.js';
 import { IpcCalloutPort, ProcessPool } from './process-pool.js';
@@ -78,8 +79,20 @@ export class HookLibraryError extends Error {
  */
 const WorkerMessageParser = z.compile(WorkerMessageSchema);
 
-/** A library's log line as the host writes it at most (the worker cuts its lines at the same length). */
-const MAX_LOG_LINE_CHARS = 4096;
+/**
+ * More log lines than a library can write in a second, even dropping them all: a worker
+ * dropping console.log('') lines as fast as it can manages about 9 million a second here
+ * (2 cores, Node 20); ten times that is still far below what a forged count looks like.
+ */
+const MAX_PLAUSIBLE_LOG_LINES_PER_SECOND = 100_000_000;
+
+/** The hook and command names a library registered, for the line that says it loaded: quoted, and only so many. */
+function registeredNames(registrations: Registrations, quote: (name: string) => string): string {
+  const names = Object.keys(registrations);
+  if (names.length === 0) return 'no callouts';
+  const shown = names.slice(0, 32).map(quote).join(', ');
+  return names.length > 32 ? `${shown} and ${names.length - 32} more` : shown;
+}
 
 /** IOService error lines a library can make the host write per second (a callback failing on every tick). */
 const IO_ERROR_LINES_PER_SECOND = 10;
@@ -187,6 +200,10 @@ interface Session {
   unloadReported?: boolean;
   /** A replacement for a lost worker, rather than a load of a new configuration. */
   replacement: boolean;
+  /** performance.now() when the session was started: what the host measures a worker's claims against. */
+  startedAt: number;
+  /** Log lines the worker says it dropped, in total: a library could not have written more than so many a second. */
+  reportedSuppressed: number;
 }
 
 export interface LibraryHostDeps {
@@ -196,10 +213,14 @@ export interface LibraryHostDeps {
   onRegistrationsChanged: () => void;
 }
 
+/** Hosts with a worker or process alive: what a forced shutdown must end (LibraryHost.stopAllNow). */
+const running = new Set<LibraryHost>();
+
 export class LibraryHost {
   readonly name: string;
   readonly stats: LibraryStats;
-  private readonly log: Logger;
+  /** Every line logged because of this library: escaped, marked as its own, rate-limited (library-log.ts). */
+  readonly log: LibraryLog;
   /** A worker thread (piscina) or a sandboxed process, by the library's `isolation`. */
   private pool: Piscina | ProcessPool | undefined;
   /** Set when the library may not see TSIG secrets. */
@@ -218,11 +239,11 @@ export class LibraryHost {
   private restartTimes: number[] = [];
   private stopping = false;
   private snapshot: { version: number; json_config: unknown; server_config: unknown } | undefined;
-  private logTokens = Infinity;
-  private logRefilledAt = 0;
   private readonly memory: LibraryMemoryWatch;
   private readonly ioErrorLines = new LineBudget(IO_ERROR_LINES_PER_SECOND, (dropped) =>
     this.log.warn('HOOKS_IO_ERRORS_SUPPRESSED', `hook library ${this.name}: dropped ${dropped} IOService error lines over the limit of ${IO_ERROR_LINES_PER_SECOND}/s`));
+  /** performance.now() at or before the start of the library's current process (or thread): the host's own clock for its CPU use. */
+  private childSince = 0;
 
   constructor(
     readonly config: HookLibraryConfig,
@@ -231,7 +252,7 @@ export class LibraryHost {
   ) {
     this.name = config.library;
     this.stats = new LibraryStats(config.library, index);
-    this.log = new Logger('d2box-hooks');
+    this.log = new LibraryLog(config.library, config.sandbox['log-lines-per-second']);
     this.redaction = seesSecrets(config.sandbox) ? undefined : new SecretRedaction();
     this.configuredKeys = this.redaction ?? new SecretRedaction();
     this.stats.isolation = config.sandbox.isolation;
@@ -260,6 +281,8 @@ export class LibraryHost {
     this.stats.state = 'starting';
     try {
       this.pool = this.createPool();
+      this.childSince = performance.now();
+      running.add(this);
     } catch (err) {
       this.stats.state = 'stopped';
       throw new HookLibraryError(this.name, `hook library ${this.name}: ${(err as Error).message}`);
@@ -325,6 +348,25 @@ export class LibraryHost {
     if (this.stats.state !== 'quarantined') this.stats.state = 'stopped';
     this.registrations = {};
     this.deps.onRegistrationsChanged();
+    this.log.close();
+  }
+
+  /**
+   * The daemon must exit now, whatever its libraries are doing (a hung unload() or
+   * callout, a spinning loop): every worker thread is terminated and every sandbox
+   * process killed (SIGKILL, sent before this returns), without unload(). The names
+   * of the libraries that were still running.
+   */
+  static stopAllNow(): string[] {
+    const names: string[] = [];
+    for (const host of [...running]) {
+      names.push(host.name);
+      host.stopping = true;
+      host.session?.abort.abort();
+      void host.destroyPool();
+      host.log.close();
+    }
+    return names;
   }
 
   /** `hooks-restart`: out of quarantine (or a stopped state) with a fresh restart budget. */
@@ -339,7 +381,7 @@ export class LibraryHost {
       await this.startSession();
       this.log.info('HOOKS_LIBRARY_RESTARTED', `hook library ${this.name} is back in service`);
     } catch (err) {
-      this.quarantine(`restart failed: ${(err as Error).message}`);
+      this.quarantine(`restart failed: ${this.log.quote((err as Error).message)}`);
       throw err;
     }
   }
@@ -389,7 +431,7 @@ export class LibraryHost {
 
   private onIdleWorkerError(err: Error): void {
     this.stats.recordFailure('crash', err.message);
-    this.log.error('HOOKS_WORKER_ERROR', `hook library ${this.name}: worker failed while idle: ${err.message}`);
+    this.log.error('HOOKS_WORKER_ERROR', `hook library ${this.name}: worker failed while idle: ${this.log.quote(err.message)}`);
   }
 
   /**
@@ -434,6 +476,7 @@ export class LibraryHost {
   private async destroyPool(): Promise<void> {
     const pool = this.pool;
     this.pool = undefined;
+    running.delete(this);
     if (pool) await pool.destroy().catch(() => {});
   }
 
@@ -447,19 +490,19 @@ export class LibraryHost {
     const bridge: IOServiceBridge = new IOServiceBridge(this.deps.io, this.name, new IORation(ioRationLimits(this.policy)), this.policy['callout-timeout-ms'], {
       callbackFailed: (err) => {
         this.stats.recordFailure('io-callback', err.message);
-        if (this.ioErrorLines.take()) this.log.error('HOOKS_IO_CALLBACK_FAILED', `hook library ${this.name}: IOService callback failed: ${err.message.slice(0, MAX_LOG_LINE_CHARS)}`);
+        if (this.ioErrorLines.take()) this.log.error('HOOKS_IO_CALLBACK_FAILED', `hook library ${this.name}: IOService callback failed: ${this.log.quote(err.message)}`);
       },
       violation: (kind, message, err) => {
         const session = this.session;
         if (session?.bridge !== bridge || session.abortedFor) return;
         // Not budgeted: once per worker, and workers are bounded by the restart budget.
-        this.log.error('HOOKS_IO_VIOLATION', `hook library ${this.name}: ${message}; terminating its worker${err?.stack ? ` (${err.stack})` : ''}`);
+        this.log.error('HOOKS_IO_VIOLATION', `hook library ${this.name}: ${message}; terminating its worker${err?.stack ? ` (${this.log.quote(err.stack, 4096)})` : ''}`);
         this.terminate(session, kind, message);
       },
     });
     bridge.serve(io.port1);
     const loaded = new Promise<void>((resolve, reject) => {
-      const session: Session = { port, abort, bridge, loaded: false, settleLoad: { resolve, reject }, replacement };
+      const session: Session = { port, abort, bridge, loaded: false, settleLoad: { resolve, reject }, replacement, startedAt: performance.now(), reportedSuppressed: 0 };
       this.session = session;
       port.on('message', (m: unknown) => this.onWorkerMessage(session, m));
       const overLimit = (message: string) => this.terminate(session, 'oom', message);
@@ -490,7 +533,16 @@ export class LibraryHost {
     const message: WorkerMessage = parsed.data;
     switch (message.t) {
       case 'results':
-        for (const result of message.batch) this.onResult(result);
+        for (const result of message.batch) {
+          // Counts the statistics take from a result are bounded by what the library could have done.
+          const hook = this.inFlight.get(result.id)?.request.hook;
+          const callouts = hook === undefined ? 0 : Math.max(this.registrations[hook] ?? 0, result.registrations?.[hook] ?? 0);
+          if (hook !== undefined && result.nonZero > callouts) {
+            this.terminate(session, 'protocol', `worker reported ${result.nonZero} non-zero returns from a round trip of at most ${callouts} callouts`);
+            return;
+          }
+          this.onResult(result);
+        }
         this.pump();
         return;
       case 'loaded':
@@ -501,7 +553,7 @@ export class LibraryHost {
         this.stats.state = 'ready';
         this.setRegistrations(message.registrations);
         if (this.snapshot) session.port.postMessage({ t: 'snapshot', ...this.snapshot });
-        this.log.info('HOOKS_LIBRARY_LOADED', `hook library ${this.name} loaded in its ${this.policy.isolation === 'process' ? 'sandboxed process' : 'worker thread'} (${Object.keys(message.registrations).join(', ') || 'no callouts'})`);
+        this.log.info('HOOKS_LIBRARY_LOADED', `hook library ${this.name} loaded in its ${this.policy.isolation === 'process' ? 'sandboxed process' : 'worker thread'} (${registeredNames(message.registrations, (name) => this.log.quote(name, 256))})`);
         session.settleLoad.resolve();
         if (session.replacement) this.replayConfigured();
         this.pump();
@@ -511,19 +563,15 @@ export class LibraryHost {
         session.loadError = message.error;
         return;
       case 'log': {
-        let suppressed = message.suppressed;
-        for (const line of message.lines) {
-          if (!this.takeLogToken()) {
-            suppressed++;
-            continue;
-          }
-          const severity = line.level === 'warn' ? 'WARN' : line.level === 'error' ? 'ERROR' : line.level === 'debug' ? 'DEBUG' : 'INFO';
-          this.log.log(severity, 'HOOKS_LIBRARY_LOG', `[${this.name}] ${line.text.slice(0, MAX_LOG_LINE_CHARS)}`);
+        // The worker's count of what it dropped is the library's word: believed only as far
+        // as a library could have logged at all since the session began.
+        session.reportedSuppressed += message.suppressed;
+        if (session.reportedSuppressed > ((performance.now() - session.startedAt + 1000) / 1000) * MAX_PLAUSIBLE_LOG_LINES_PER_SECOND) {
+          this.terminate(session, 'protocol', `worker reported ${session.reportedSuppressed} log lines dropped since it started, more than it could have written`);
+          return;
         }
-        if (suppressed > 0) {
-          this.stats.logLinesSuppressed += suppressed;
-          this.log.warn('HOOKS_LOG_FLOOD', `hook library ${this.name}: dropped ${suppressed} log lines over its limit of ${this.policy['log-lines-per-second']}/s`);
-        }
+        this.stats.logLinesSuppressed += message.suppressed + this.log.libraryLines(message.lines);
+        this.log.workerDropped(message.suppressed);
         return;
       }
       case 'registrations':
@@ -579,9 +627,15 @@ export class LibraryHost {
       session.settleLoad.reject(new HookLibraryError(this.name, `hook library ${this.name} was stopped while loading`));
       return;
     }
-    const cause = session.abortedFor ?? (err ? classifyDeath(err) : undefined)
+    let cause = session.abortedFor ?? (err ? classifyDeath(err) : undefined)
       ?? (session.loadError ?? result?.error ? { kind: 'load' as const, message: (session.loadError ?? result!.error!).message } : undefined)
       ?? { kind: 'crash' as const, message: 'worker session ended unexpectedly' };
+    // SIGXCPU is how the kernel ends a process at its CPU limit, and also a signal the
+    // library can send itself: believed only when the process could have used that much.
+    const cpuSeconds = this.policy['max-cpu-seconds'];
+    if (cause.kind === 'cpu-limit' && ((performance.now() - this.childSince) / 1000) * availableParallelism() < cpuSeconds) {
+      cause = { kind: 'crash', message: `the library process was ended by SIGXCPU before it could have used its ${cpuSeconds} CPU seconds` };
+    }
     if (!session.loaded) {
       // Loading failed: at start this rejects the configuration; on a replacement it is one more restart.
       session.settleLoad.reject(new HookLibraryError(this.name, cause.kind === 'load' ? cause.message : `hook library ${this.name}: worker died while loading (${cause.kind}): ${cause.message}`));
@@ -599,7 +653,7 @@ export class LibraryHost {
 
   private logUnload(unloadReturn: number | null, error: SerializedError | undefined): void {
     if (error || (unloadReturn !== null && unloadReturn !== 0)) {
-      const why = error ? `threw ${error.name}: ${error.message}` : `returned ${unloadReturn}`;
+      const why = error ? `threw ${this.log.quote(error.name, 64)}: ${this.log.quote(error.message)}` : `returned ${unloadReturn}`;
       this.log.error('HOOKS_UNLOAD_FAILED', `hook library ${this.name}: unload() ${why}`);
     } else {
       this.log.info('HOOKS_LIBRARY_UNLOADED', `hook library ${this.name} unloaded`);
@@ -611,13 +665,14 @@ export class LibraryHost {
     const windowMs = this.policy['restart-window-s'] * 1000;
     this.restartTimes = this.restartTimes.filter((t) => now - t < windowMs);
     if (this.restartTimes.length >= this.policy['max-restarts']) {
-      this.quarantine(`${this.restartTimes.length} restarts in ${this.policy['restart-window-s']} s; last failure: ${kind}: ${message}`);
+      this.quarantine(`${this.restartTimes.length} restarts in ${this.policy['restart-window-s']} s; last failure: ${kind}: ${this.log.quote(message)}`);
       return;
     }
     this.restartTimes.push(now);
+    this.childSince = performance.now();
     this.stats.restarts++;
     this.stats.state = 'restarting';
-    this.log.warn('HOOKS_LIBRARY_RESTARTING', `hook library ${this.name}: worker lost (${kind}: ${message}); starting a replacement and running load() again`);
+    this.log.warn('HOOKS_LIBRARY_RESTARTING', `hook library ${this.name}: worker lost (${kind}: ${this.log.quote(message)}); starting a replacement and running load() again`);
     if (kind === 'load' && this.pool) {
       // A load() that failed left its worker alive, module state and timers included:
       // the next attempt gets a fresh thread, as a real replacement would.
@@ -669,7 +724,7 @@ export class LibraryHost {
   private recordFailure(failure: SerializedError, hook: string | undefined): void {
     this.stats.recordFailure(failure.kind, failure.message);
     const where = hook ? ` on ${hook}` : '';
-    this.log.error('HOOKS_CALLOUT_FAILED', `hook library ${this.name}${where}: ${failure.kind}: ${failure.message}`);
+    this.log.error('HOOKS_CALLOUT_FAILED', `hook library ${this.name}${where}: ${failure.kind}: ${this.log.quote(failure.message)}`);
   }
 
   /** Resolves every callout sent or waiting: with `failure` (worker lost), or skipped (stopped). */
@@ -749,21 +804,6 @@ export class LibraryHost {
     if (session.abortedFor) return;
     session.abortedFor = { kind, message };
     session.abort.abort();
-  }
-
-  /**
-   * The host's own check of the log rate. The worker limits what it sends, but a
-   * process-mode library can write to its IPC channel itself (process.send), past
-   * the worker's limiter: the host allows twice the policy's rate, never more.
-   */
-  private takeLogToken(): boolean {
-    const capacity = 2 * this.policy['log-lines-per-second'];
-    const now = performance.now();
-    this.logTokens = Math.min(capacity, this.logTokens + ((now - this.logRefilledAt) * capacity) / 1000);
-    this.logRefilledAt = now;
-    if (this.logTokens < 1) return false;
-    this.logTokens--;
-    return true;
   }
 
   private setRegistrations(registrations: Registrations): void {

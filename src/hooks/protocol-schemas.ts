@@ -6,10 +6,10 @@
  */
 import { MessagePort } from 'node:worker_threads';
 import { z } from 'zod';
-import { FAILURE_KINDS, HELD_LIMITS, type CalloutResult, type IOServiceRemote, type OpenResult, type Registrations, type SerializedError, type SessionResult, type WorkerMessage } from './protocol.js';
+import { FAILURE_KINDS, HELD_LIMITS, LIBRARY_REPORTED_FAILURE_KINDS, MAX_CALLOUTS_PER_HOOK, type CalloutResult, type IOServiceRemote, type OpenResult, type Registrations, type SerializedError, type SessionResult, type WorkerMessage } from './protocol.js';
 
 const RegistrationsSchema = z
-  .record(z.string().max(HELD_LIMITS.hookNameChars), z.number().int().nonnegative())
+  .record(z.string().max(HELD_LIMITS.hookNameChars), z.number().int().nonnegative().max(MAX_CALLOUTS_PER_HOOK))
   .refine((r) => Object.keys(r).length <= HELD_LIMITS.registeredHooks, `more than ${HELD_LIMITS.registeredHooks} hook points registered`) satisfies z.ZodType<Registrations>;
 
 /** Cut, not refused: a long message is the library's right, keeping all of it is not the host's duty. */
@@ -22,6 +22,10 @@ export const SerializedErrorSchema = z.object({
   stack: cut(HELD_LIMITS.errorStackChars).optional(),
 }) satisfies z.ZodType<SerializedError>;
 
+/** An error a worker reports, of one kind it may report there (the host sees every other kind itself). */
+const reportedError = <K extends readonly [SerializedError['kind'], ...SerializedError['kind'][]]>(kinds: K) =>
+  z.object({ kind: z.enum(kinds), name: cut(256), message: cut(HELD_LIMITS.errorMessageChars), stack: cut(HELD_LIMITS.errorStackChars).optional() });
+
 export const CalloutResultSchema = z.object({
   id: z.number().int(),
   status: z.number().int(),
@@ -30,14 +34,14 @@ export const CalloutResultSchema = z.object({
   context: z.record(z.string(), z.unknown()).optional(),
   nonZero: z.number().int().nonnegative(),
   callouts: z.number().int().nonnegative(),
-  failure: SerializedErrorSchema.optional(),
+  failure: reportedError(LIBRARY_REPORTED_FAILURE_KINDS).optional(),
   registrations: RegistrationsSchema.optional(),
   durationUs: z.number().nonnegative(),
 }) satisfies z.ZodType<CalloutResult>;
 
 export const WorkerMessageSchema = z.discriminatedUnion('t', [
   z.object({ t: z.literal('loaded'), multiThreadingCompatible: z.boolean(), registrations: RegistrationsSchema }),
-  z.object({ t: z.literal('load-failed'), error: SerializedErrorSchema }),
+  z.object({ t: z.literal('load-failed'), error: reportedError(['load']) }),
   z.object({ t: z.literal('results'), batch: z.array(CalloutResultSchema) }),
   z.object({
     t: z.literal('log'),
@@ -45,7 +49,7 @@ export const WorkerMessageSchema = z.discriminatedUnion('t', [
     suppressed: z.number().int().nonnegative(),
   }),
   z.object({ t: z.literal('registrations'), registrations: RegistrationsSchema }),
-  z.object({ t: z.literal('unloaded'), unloadReturn: z.number().nullable(), error: SerializedErrorSchema.optional() }),
+  z.object({ t: z.literal('unloaded'), unloadReturn: z.number().nullable(), error: reportedError(['throw']).optional() }),
   z.object({ t: z.literal('memory'), heapBytes: z.number().nonnegative(), externalBytes: z.number().nonnegative() }),
 ]) satisfies z.ZodType<WorkerMessage>;
 

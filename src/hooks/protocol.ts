@@ -54,6 +54,15 @@ export const FAILURE_KINDS = [
 ] as const;
 export type FailureKind = (typeof FAILURE_KINDS)[number];
 
+/**
+ * The failure kinds a library's side may report in a callout result: what it
+ * sees itself (its callout threw or rejected, what it set cannot be cloned, it
+ * logged past its rate, the host sent a reference it does not know). The rest
+ * (a deadline, a heap or CPU limit, an exit, a crash) only the host can see,
+ * and a result that claims one is a protocol violation.
+ */
+export const LIBRARY_REPORTED_FAILURE_KINDS = ['throw', 'reject', 'invalid-argument', 'log-flood', 'protocol'] as const satisfies readonly FailureKind[];
+
 /** An error as it crosses the boundary: message and kind survive, unlike a cloned Error. */
 export interface SerializedError {
   kind: FailureKind;
@@ -171,6 +180,13 @@ export type HostMessage =
 
 /** Callouts per hook point, as the library has registered them. */
 export type Registrations = Record<string, number>;
+
+/**
+ * Callouts one library may register on one hook point. The host bounds what a library
+ * reports by it (a non-zero return per callout at most), so a library cannot claim a
+ * table of billions to make any count it reports look possible.
+ */
+export const MAX_CALLOUTS_PER_HOOK = 1000;
 
 export interface CalloutResult {
   id: number;

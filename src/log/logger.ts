@@ -11,6 +11,8 @@
  * `kea-dhcp-ddns.<name>` (Kea's own: dctl, dhcpddns, dhcp-to-d2, d2-to-dns,
  * hooks, commands), which is what a `loggers` entry names.
  */
+import { escapeControls } from './log-text.js';
+
 export type Severity = 'DEBUG' | 'INFO' | 'WARN' | 'ERROR' | 'FATAL';
 
 export const ROOT_LOGGER = 'kea-dhcp-ddns';
@@ -102,6 +104,7 @@ export class Logger {
 
   log(severity: Severity, id: string, text: string, debugLevel = 0): void {
     if (!this.isEnabled(severity, debugLevel)) return;
-    Logger.sink({ time: new Date(), severity, logger: this.fullName, id, text, debugLevel });
+    // One record is one line, whoever composed the text (log-text.ts).
+    Logger.sink({ time: new Date(), severity, logger: this.fullName, id, text: escapeControls(text), debugLevel });
   }
 }
