@@ -103,8 +103,8 @@ h1 { font-size: 1.4em; margin: 0 0 .3em; } h2 { font-size: 1.1em; margin: 1.2em 
 table { border-collapse: collapse; margin: .3em 0; } td, th { border: 1px solid #ddd; padding: 2px 8px; text-align: left; vertical-align: top; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: pre; }
 .grid { display: flex; flex-wrap: wrap; gap: 1em; } .tables { display: flex; flex-wrap: wrap; gap: 2em; align-items: flex-start; }
-figure { margin: 0; } figcaption { font-weight: 600; margin-bottom: 2px; }
-svg.chart { max-width: 100%; height: auto; } svg .tick { font-size: 11px; fill: #555; } svg .axis { font-size: 11px; fill: #333; }
+figure { margin: 0; flex: 1 1 560px; max-width: 770px; } figcaption { font-weight: 600; margin-bottom: 2px; }
+svg.chart { width: 100%; height: auto; } svg .tick { font-size: 11px; fill: #555; } svg .axis { font-size: 11px; fill: #333; }
 .legend { font-size: 12px; display: flex; flex-wrap: wrap; gap: .2em 1em; margin: 2px 0 0 58px; } .legend svg { vertical-align: middle; }
 .note { color: #666; font-size: 12px; } code { font-size: 12px; }
 </style>
@@ -113,10 +113,6 @@ svg.chart { max-width: 100%; height: auto; } svg .tick { font-size: 11px; fill: 
 <h1>${esc(title)}</h1>
 <p class="note">Started ${esc(settings.startedAt)}; ${runs.map((r) => `${esc(r.name)}: ${r.report.callouts} callouts in ${r.report.elapsedS.toFixed(2)} s, stopped by ${r.report.stoppedBy}`).join('; ')}.
 Timelines in intervals of ${settings.intervalMs} ms; hover a point, a marked event or a bar for its value.</p>
-<div class="tables">
-<div><h2>Settings</h2>${settingsTable(settings, runs)}</div>
-<div><h2>Totals</h2>${totalsTable(runs)}</div>
-</div>
 <h2>Timelines</h2>
 ${eventLegend(compare ? runs.map((r, i) => ({ name: r.name, color: runColor(i) })) : [])}
 <div class="grid">
@@ -126,6 +122,10 @@ ${failureCharts.join('\n')}
 ${metricChart('event-loop-delay', 'Main-loop delay p99 and max', 'ms', [{ name: 'p99', value: (p) => p.eventLoopDelayMs.p99 }, { name: 'max', value: (p) => p.eventLoopDelayMs.max }])}
 ${metricChart('memory', 'Host memory: rss and main-thread heap used', 'MB', [{ name: 'rss', value: (p) => p.rssMb }, { name: 'heap used', value: (p) => p.heapUsedMb }])}
 ${figure(histogram, 'Latency histogram (share of each run’s callouts)', histogramLegend)}
+</div>
+<div class="tables">
+<div><h2>Settings</h2>${settingsTable(settings, runs)}</div>
+<div><h2>Totals</h2>${totalsTable(runs)}</div>
 </div>
 <h2>Events</h2>
 ${eventsTable(runs)}
