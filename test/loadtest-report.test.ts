@@ -12,6 +12,9 @@ import { pathToFileURL } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CSV_COLUMNS } from '../src/loadtest/csv.js';
+import { parseLoadtestArgs } from '../src/loadtest/index.js';
+import { formatComparison } from '../src/loadtest/report.js';
+import { LoadtestError, type LoadtestReport } from '../src/loadtest/runner.js';
 import type { LoadtestComparison } from '../src/loadtest/session.js';
 
 const CLI = resolve('dist/src/cli.js');
@@ -103,6 +106,15 @@ describe('loadtest --report / --csv / --compare', () => {
     }
   });
 
+  it('--compare without --json: one totals table, a column per run', () => {
+    const text = formatComparison(result.runs);
+    expect(text).toMatch(/^d2box loadtest --compare: thread vs process\n +thread +process\n/);
+    expect(text).toMatch(new RegExp(`^ {2}callouts +${result.runs[0]!.report.callouts} +${result.runs[1]!.report.callouts}$`, 'm'));
+    expect(text).toMatch(new RegExp(`^ {2}worker restarts +${result.runs[0]!.report.restarts} +${result.runs[1]!.report.restarts}$`, 'm'));
+    expect(text).toMatch(/^thread \(sandbox \{"isolation":"thread"\}\): select_key on /m);
+    expect(text).toMatch(/^process \(sandbox \{"isolation":"process"\}\): select_key on /m);
+  });
+
   it('--csv: one row per run and interval, the same figures as --json', () => {
     const lines = readFileSync(csvFile, 'utf8').trimEnd().split('\r\n');
     expect(lines[0]).toBe(CSV_COLUMNS.join(','));
@@ -191,4 +203,46 @@ describe('loadtest --report / --csv / --compare', () => {
     expect(requests).toEqual([pathToFileURL(reportFile).href]);
     expect(problems).toEqual([]);
   }, 60_000);
+});
+
+describe('loadtest --report / --csv on one run, and --compare-sandbox', () => {
+  it('one run: a report with one series per chart, every restart marked on every timeline, nothing to load; the CSV', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'd2box-loadtest-report-'));
+    try {
+      const report = join(dir, 'one.html');
+      const csv = join(dir, 'one.csv');
+      const run = await cli(['loadtest', '--faults', 'exit=0.04', '--seed', '2', '--count', '60', '--duration', '30', '--concurrency', '2', '--interval', '100',
+        '--sandbox', '{"max-restarts":20}', '--report', report, '--csv', csv, '--json'], 60_000);
+      expect(run.status, run.stderr).toBe(0);
+      const r = JSON.parse(run.stdout) as LoadtestReport;
+      expect(r.restarts).toBeGreaterThan(0);
+      const html = readFileSync(report, 'utf8');
+      expect(html).toMatch(/<svg [^>]*id="callouts-per-second"/);
+      expect(html).toContain('<path data-series="callouts/s"');
+      expect(html).toContain('<path data-series="p50"');
+      expect(html.match(/<line class="marker" data-event="restart"/g)?.length).toBe(5 * r.restarts);
+      // Self-contained: no script, nothing addressed by URL but the SVG namespace.
+      expect(html).not.toMatch(/<script|<link|src=|url\(/i);
+      expect(new Set([...html.matchAll(/https?:\/\/[^\s"'<>]+/g)].map((m) => m[0]))).toEqual(new Set(['http://www.w3.org/2000/svg']));
+      const rows = readFileSync(csv, 'utf8').trimEnd().split('\r\n').slice(1);
+      expect(rows).toHaveLength(r.timeline.length);
+      expect(rows.every((row) => row.startsWith('thread,'))).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
+
+  it('--compare-sandbox: each isolation mode times each policy; refused without --compare or past two', () => {
+    const args = parseLoadtestArgs(['--compare', '--compare-sandbox', '{"callout-timeout-ms":100}', '--compare-sandbox', '{"callout-timeout-ms":1000}', '--count', '1']);
+    expect('help' in args).toBe(false);
+    if ('help' in args) return;
+    expect(args.variants).toEqual([
+      { name: 'thread {"callout-timeout-ms":100}', sandbox: { 'callout-timeout-ms': 100, isolation: 'thread' } },
+      { name: 'thread {"callout-timeout-ms":1000}', sandbox: { 'callout-timeout-ms': 1000, isolation: 'thread' } },
+      { name: 'process {"callout-timeout-ms":100}', sandbox: { 'callout-timeout-ms': 100, isolation: 'process' } },
+      { name: 'process {"callout-timeout-ms":1000}', sandbox: { 'callout-timeout-ms': 1000, isolation: 'process' } },
+    ]);
+    expect(() => parseLoadtestArgs(['--compare-sandbox', '{}'])).toThrow(LoadtestError);
+    expect(() => parseLoadtestArgs(['--compare', '--compare-sandbox', '{}', '--compare-sandbox', '{}', '--compare-sandbox', '{}'])).toThrow(/at most two/);
+  });
 });
