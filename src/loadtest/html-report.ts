@@ -112,7 +112,7 @@ svg.chart { width: 100%; height: auto; } svg .tick { font-size: 11px; fill: #555
 <body>
 <h1>${esc(title)}</h1>
 <p class="note">Started ${esc(settings.startedAt)}; ${runs.map((r) => `${esc(r.name)}: ${r.report.callouts} callouts in ${r.report.elapsedS.toFixed(2)} s, stopped by ${r.report.stoppedBy}`).join('; ')}.
-Timelines in intervals of ${settings.intervalMs} ms; hover a point, a marked event or a bar for its value.</p>
+Timelines in intervals of ${settings.intervalMs} ms; hover a line for its name, a point (drawn when a run has at most 120 intervals), an event line or a bar for its value.</p>
 <h2>Timelines</h2>
 ${eventLegend(compare ? runs.map((r, i) => ({ name: r.name, color: runColor(i) })) : [])}
 <div class="grid">

@@ -164,7 +164,7 @@ export function timeChartSvg(spec: TimeChartSpec): string {
       pen = true;
       if (s.points.length <= MAX_DOTS) dots.push(`<circle cx="${f(toX(x))}" cy="${f(py)}" r="2.2" fill="${s.color}"><title>${escapeXml(`${s.name} at ${x} s: ${y}`)}</title></circle>`);
     }
-    body.push(`<g class="series" data-series="${escapeXml(s.name)}"><path data-series="${escapeXml(s.name)}" d="${d}" fill="none" stroke="${s.color}" stroke-width="1.8"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>${dots.join('')}</g>`);
+    body.push(`<g class="series" data-series="${escapeXml(s.name)}"><title>${escapeXml(s.name)}</title><path data-series="${escapeXml(s.name)}" d="${d}" fill="none" stroke="${s.color}" stroke-width="1.8"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>${dots.join('')}</g>`);
   }
   return frame(spec.id, spec.title, body);
 }
