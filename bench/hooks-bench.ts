@@ -219,8 +219,9 @@ class RawEcho {
 
 /**
  * For reference beside the process mode: the same echo in a plain child process
- * (no sandbox) over its IPC channel, serialization 'advanced' as ProcessPool
- * uses; calls made in the same turn share one message, as d2box's callouts do.
+ * (no sandbox) over Node's IPC channel, serialization 'advanced' (what ProcessPool
+ * used before its own bounded channel, channel-frames.ts); calls made in the same
+ * turn share one message, as d2box's callouts do.
  */
 class RawIpcEcho {
   private readonly child: ChildProcess;

@@ -4,7 +4,7 @@
  * In a worker thread: on the MessagePort handed to it in workerData (the raw
  * MessagePort baseline). In a child process (for reference only, next to the
  * process isolation mode): on its IPC channel, as spawned by the benchmark with
- * serialization 'advanced', the way d2box's ProcessPool spawns a library's child.
+ * serialization 'advanced' (Node's channel, which d2box's ProcessPool no longer uses).
  */
 import { isMainThread, workerData, type MessagePort } from 'node:worker_threads';
 

@@ -1,5 +1,5 @@
 /**
- * MessagePorts carried over a child process's IPC channel, for the process
+ * MessagePorts carried over a child process's channel (channel-frames.ts), for the process
  * isolation mode. Both sides of the boundary use it, as they use protocol.ts:
  * the host (process-pool.ts) and the sandboxed child (workers/process-worker.ts).
  *
@@ -32,7 +32,7 @@ export class PortRelay {
   private closed = false;
 
   /**
-   * @param send puts an envelope on the IPC channel
+   * @param send puts an envelope on the channel (it throws on what cannot be encoded)
    * @param side a prefix for channel ids this side invents, so the two sides never pick the same one
    */
   constructor(

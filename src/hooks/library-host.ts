@@ -166,7 +166,7 @@ class InFlightTable {
 }
 
 interface Session {
-  /** A MessagePort to the worker thread, or the sandboxed process's IPC channel. */
+  /** A MessagePort to the worker thread, or the sandboxed process's channel. */
   port: MessagePort | IpcCalloutPort;
   abort: AbortController;
   bridge: IOServiceBridge;
@@ -428,7 +428,7 @@ export class LibraryHost {
 
   private startSession(replacement = false): Promise<void> {
     const pool = this.pool!;
-    // A worker thread gets its callout port transferred; a process has the IPC channel's.
+    // A worker thread gets its callout port transferred; a process has its channel's.
     const channel = pool instanceof ProcessPool ? undefined : new MessageChannel();
     const port = channel?.port1 ?? new IpcCalloutPort();
     const io = new MessageChannel();

@@ -37,7 +37,7 @@ const DIST = join(PACKAGE_ROOT, 'dist');
 export const PROCESS_WORKER_FILE = join(DIST, 'workers', 'process-worker.js');
 
 /** What the worker runtime imports, relative to the package root; nothing else of d2box is visible. */
-const RUNTIME_PATHS = ['package.json', 'dist/workers', 'dist/src/hooks/protocol.js', 'dist/src/hooks/ipc-ports.js', 'node_modules/comlink'];
+const RUNTIME_PATHS = ['package.json', 'dist/workers', 'dist/src/hooks/protocol.js', 'dist/src/hooks/ipc-ports.js', 'dist/src/hooks/channel-frames.js', 'node_modules/comlink'];
 
 /**
  * `d2box/hooks` for any library, wherever its folder: d2box's package is also
@@ -46,9 +46,6 @@ const RUNTIME_PATHS = ['package.json', 'dist/workers', 'dist/src/hooks/protocol.
  */
 const AUTHOR_API_PATHS = ['package.json', 'dist/workers', 'dist/src/hooks/protocol.js'];
 const AUTHOR_API_ROOT = '/node_modules/d2box';
-
-/** The IPC channel's descriptor in the child: spawn's stdio slot 3. */
-const CHANNEL_FD = 3;
 
 export interface SandboxSupport {
   ok: boolean;
@@ -160,9 +157,9 @@ export function sandboxCommand(libraryPath: string, policy: SandboxPolicy): Sand
     '--unshare-all', // user, IPC, PID, network (only lo), UTS, cgroup
     '--die-with-parent',
     '--new-session',
+    // No NODE_CHANNEL_FD: the channel on descriptor CHANNEL_FD is d2box's own
+    // (channel-frames.ts), and Node must not read it as its IPC channel.
     '--clearenv',
-    '--setenv', 'NODE_CHANNEL_FD', String(CHANNEL_FD),
-    '--setenv', 'NODE_CHANNEL_SERIALIZATION_MODE', 'advanced',
     '--proc', '/proc',
     '--dev', '/dev',
     '--tmpfs', '/tmp',

@@ -5,7 +5,7 @@
  * declared type, so the two cannot drift apart.
  */
 import { z } from 'zod';
-import { FAILURE_KINDS, type CalloutResult, type IOServiceRemote, type Registrations, type SerializedError, type WorkerMessage } from './protocol.js';
+import { FAILURE_KINDS, type CalloutResult, type IOServiceRemote, type OpenResult, type Registrations, type SerializedError, type SessionResult, type WorkerMessage } from './protocol.js';
 
 const RegistrationsSchema = z.record(z.string(), z.number().int().nonnegative()) satisfies z.ZodType<Registrations>;
 
@@ -55,3 +55,15 @@ export function acceptIOServiceMessage(message: unknown): boolean {
   if (type === 'RELEASE') return true;
   return type === 'APPLY' && Array.isArray(path) && path.length === 1 && typeof path[0] === 'string' && IO_METHODS.has(path[0]);
 }
+
+/** What a library's process answers to the open task. */
+export const OpenResultSchema = z.object({
+  version: z.number().nullable(),
+  error: SerializedErrorSchema.optional(),
+}).strict() satisfies z.ZodType<OpenResult>;
+
+/** What a library's process answers to the session task, at its end. */
+export const SessionResultSchema = z.object({
+  unloadReturn: z.number().nullable(),
+  error: SerializedErrorSchema.optional(),
+}).strict() satisfies z.ZodType<SessionResult>;

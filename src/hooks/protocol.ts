@@ -5,7 +5,7 @@
  * other.
  *
  * Channels, per library worker (a worker thread, or in process mode a sandboxed
- * child process carrying the same channels over its IPC pipe, see below):
+ * child process carrying the same channels over its own socket, see below):
  *  - piscina tasks (`OpenTask`, `SessionTask`): the worker's life, owned by piscina
  *    (start, deadline abort, replacement, resource limits);
  *  - the callout port: a raw MessagePort opened by the session task carrying
@@ -192,10 +192,83 @@ export type WorkerMessage =
 
 // ---------------------------------------------------------------------------
 // Process mode ("isolation": "process"): the same tasks and ports, carried over
-// the sandboxed child's IPC channel (Node's "advanced" serialization, which is
-// structured clone). The callout port is the channel 'callout', the IOService
+// the sandboxed child's channel: a socket on its descriptor CHANNEL_FD (not
+// Node's IPC channel), carrying frames of JSON behind a length prefix
+// (channel-frames.ts). The callout port is the channel 'callout', the IOService
 // port 'io'; ports comlink transfers travel as relayed channels (ipc-ports.ts).
-// The host checks every envelope the child sends: the child is not trusted.
+// The host checks every frame and envelope the child sends against
+// CHILD_FRAME_BOUNDS and the declarations below: the child is not trusted.
+
+/** The channel's descriptor in the child (spawn's stdio slot 3). */
+export const CHANNEL_FD = 3;
+
+/** Bounds a reader holds a channel's frames to; one that breaks any of them ends the channel. */
+export interface FrameBounds {
+  /** Bytes in one frame, after its 4-byte length prefix. */
+  maxFrameBytes: number;
+  /** Bytes per second over the channel; a quarter second's worth may come at once. */
+  bytesPerSecond: number;
+  /** Frames per second, likewise: tiny frames cost the host per frame, not per byte. */
+  framesPerSecond: number;
+  /** Arrays and objects inside one another (the frame's top value is depth 1). */
+  maxDepth: number;
+  /** Values in one frame, every nested one and every object key counted. */
+  maxElements: number;
+  /** UTF-16 units in one string or object key. */
+  maxStringChars: number;
+}
+
+/**
+ * What the host takes from a library's process. JSON has no back-references, so
+ * what the host rebuilds and checks is at most what crossed the wire, which these
+ * bound; the element count bounds the checks' cost per value (a schema's error
+ * report costs about a microsecond for each value that fails it). The child
+ * holds its own frames to the same bounds before sending (channel-frames.ts), so
+ * an honest library is told, not killed: a value too large to cross fails its
+ * callout as `invalid-argument`. Measured: a result that sets nothing costs
+ * about 83 bytes, so the bench's busiest library (64 callouts in flight, about
+ * 130,000 round trips a second, 64 results a frame) sends about 11 MB/s, one
+ * setting a key nearly twice that; one callout in flight is one frame per round
+ * trip, about 10,000 a second.
+ */
+export const CHILD_FRAME_BOUNDS: FrameBounds = {
+  maxFrameBytes: 1 << 20,
+  bytesPerSecond: 32 << 20,
+  framesPerSecond: 50_000,
+  maxDepth: 64,
+  maxElements: 50_000,
+  maxStringChars: 256 * 1024,
+};
+
+/**
+ * What the child takes from the host, which it trusts: only a frame size, for a
+ * configuration snapshot far larger than any real one.
+ */
+export const HOST_FRAME_BOUNDS: FrameBounds = {
+  maxFrameBytes: 256 << 20,
+  bytesPerSecond: Infinity,
+  framesPerSecond: Infinity,
+  maxDepth: Infinity,
+  maxElements: Infinity,
+  maxStringChars: Infinity,
+};
+
+/**
+ * Bytes the host may have written to a child that it has not read yet. Past this the
+ * child has stopped reading (the host would otherwise buffer without end): a
+ * `protocol` failure. One configuration snapshot is written whole, whatever its size.
+ */
+export const CHANNEL_MAX_UNREAD_BYTES = 64 << 20;
+
+/**
+ * The share of the main loop's time that reading one library's channel may take,
+ * averaged with a second's worth of it as burst. Past it the library is failed
+ * (`protocol`): frames inside every bound still cost the host per byte, and this
+ * caps what a library sending them without pause can take. Measured: the bench's
+ * busiest library (1000 callouts in flight) takes about 7%, a flood of ~900 KB
+ * frames under the byte rate over 60%.
+ */
+export const CHANNEL_MAX_LOOP_SHARE = 0.3;
 
 export interface PortEnvelope {
   t: 'port';
