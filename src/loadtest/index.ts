@@ -8,8 +8,12 @@ import { fileURLToPath } from 'node:url';
 import type { HookLibraryConfigInput } from '../hooks/library-config.js';
 import { stderrSink } from '../log/logger.js';
 import { configurationFromFile, generatedConfiguration, LoadtestConfigurationError } from './configuration.js';
-import { formatReport, progressLine } from './report.js';
-import { LoadtestError, MAX_DURATION_S, runLoadtest, type LoadtestOptions } from './runner.js';
+import { writeFileSync } from 'node:fs';
+import { timelineCsv } from './csv.js';
+import { htmlReport } from './html-report.js';
+import { formatComparison, formatReport, progressLine } from './report.js';
+import { DEFAULT_INTERVAL_MS, LoadtestError, MAX_DURATION_S, runLoadtest, type LoadtestOptions } from './runner.js';
+import { applyVariant, comparisonVariants, machineDescription, type LoadtestComparison, type LoadtestRun, type LoadtestSettings, type LoadtestVariant } from './session.js';
 
 export const LOADTEST_USAGE = `Usage: d2box loadtest [options]
   --library PATH        hook library to drive (default: the --config file's hooks-libraries,
@@ -34,7 +38,14 @@ export const LOADTEST_USAGE = `Usage: d2box loadtest [options]
   --no-progress         no progress line
   --progress-interval MS  how often the progress line is updated (default 500 on a TTY, else 1000)
   --log                 print the hook host's log on stderr
-  --json                print the result as JSON
+  --json                print the result as JSON (with --compare: {settings, runs: [{name, sandbox, report}]})
+  --interval MS         length of one timeline interval (default ${DEFAULT_INTERVAL_MS})
+  --report FILE.html    write a self-contained HTML report: settings, totals, timelines with the
+                        restarts and quarantines marked, latency histogram
+  --csv FILE            write the timeline as CSV, one row per run and interval
+  --compare             run the same load, seed and fault mix once per isolation mode (thread,
+                        then process) and show them side by side
+  --compare-sandbox JSON  with --compare, give twice to compare two policies as well (four runs)
   -h, --help            this text
 `;
 
@@ -81,9 +92,22 @@ function numberOption(name: string, text: string | undefined, integer: boolean):
 }
 
 /** Turns the command line into runner options. */
-export function parseLoadtestArgs(argv: string[]):
-  | { options: LoadtestOptions; json: boolean; progress: boolean | undefined; progressIntervalMs: number | undefined; log: boolean }
-  | { help: true } {
+export interface LoadtestArgs {
+  options: LoadtestOptions;
+  json: boolean;
+  progress: boolean | undefined;
+  progressIntervalMs: number | undefined;
+  log: boolean;
+  /** --report and --csv files. */
+  reportFile?: string;
+  csvFile?: string;
+  /** With --compare, the runs to make; otherwise none (one run as given). */
+  variants: LoadtestVariant[];
+  sandbox: Record<string, unknown>;
+  faults: Record<string, number> | null;
+}
+
+export function parseLoadtestArgs(argv: string[]): LoadtestArgs | { help: true } {
   let parsed;
   try {
     parsed = parseArgs({
@@ -108,6 +132,11 @@ export function parseLoadtestArgs(argv: string[]):
         'progress-interval': { type: 'string' },
         log: { type: 'boolean' },
         json: { type: 'boolean' },
+        interval: { type: 'string' },
+        report: { type: 'string' },
+        csv: { type: 'string' },
+        compare: { type: 'boolean' },
+        'compare-sandbox': { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -149,8 +178,20 @@ export function parseLoadtestArgs(argv: string[]):
   const count = numberOption('count', o.count, true);
   const durationS = numberOption('duration', o.duration, false) ?? (count === undefined ? 10 : undefined);
   const concurrency = numberOption('concurrency', o.concurrency, true) ?? 16;
+  const intervalMs = numberOption('interval', o.interval, true);
+  const policies = (o['compare-sandbox'] ?? []).map((text) => jsonOption('compare-sandbox', text));
+  if (policies.length > 0 && !o.compare) throw new LoadtestError('--compare-sandbox goes with --compare');
+  if (policies.length > 2) throw new LoadtestError('--compare-sandbox: at most two policies');
   return {
-    options: { libraries, hook, concurrency, seed, configuration, revive: o.revive === true, ...(count !== undefined ? { count } : {}), ...(durationS !== undefined ? { durationS } : {}) },
+    options: {
+      libraries, hook, concurrency, seed, configuration, revive: o.revive === true,
+      ...(count !== undefined ? { count } : {}), ...(durationS !== undefined ? { durationS } : {}), ...(intervalMs !== undefined ? { intervalMs } : {}),
+    },
+    ...(o.report !== undefined ? { reportFile: o.report } : {}),
+    ...(o.csv !== undefined ? { csvFile: o.csv } : {}),
+    variants: o.compare ? comparisonVariants(policies) : [],
+    sandbox: (sandbox ?? {}) as Record<string, unknown>,
+    faults: faults ?? null,
     json: o.json === true,
     progress: o['no-progress'] ? false : o.progress ? true : undefined,
     progressIntervalMs: numberOption('progress-interval', o['progress-interval'], true),
@@ -178,23 +219,51 @@ export async function loadtestMain(argv: string[]): Promise<number> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   let progressShown = false;
+  const startedAt = new Date().toISOString();
   try {
-    const report = await runLoadtest({
-      ...args.options,
-      signal: abort.signal,
-      ...(args.log ? { onLog: stderrSink } : {}),
-      ...(showProgress
-        ? {
-            progressIntervalMs: args.progressIntervalMs ?? (tty ? 500 : 1000),
-            onProgress: (p) => {
-              progressShown = true;
-              process.stderr.write(tty ? `\r\x1b[K${progressLine(p)}` : `${progressLine(p)}\n`);
-            },
-          }
-        : {}),
-    });
+    // One run as given, or one per variant, one after the other (never concurrently: they would share the CPU).
+    const plan: (LoadtestVariant | null)[] = args.variants.length ? args.variants : [null];
+    const runs: LoadtestRun[] = [];
+    for (const variant of plan) {
+      if (abort.signal.aborted) break;
+      const prefix = variant ? `[${variant.name}] ` : '';
+      const report = await runLoadtest({
+        ...args.options,
+        ...(variant ? { libraries: applyVariant(args.options.libraries, variant) } : {}),
+        signal: abort.signal,
+        ...(args.log ? { onLog: stderrSink } : {}),
+        ...(showProgress
+          ? {
+              progressIntervalMs: args.progressIntervalMs ?? (tty ? 500 : 1000),
+              onProgress: (p) => {
+                progressShown = true;
+                process.stderr.write(tty ? `\r\x1b[K${prefix}${progressLine(p)}` : `${prefix}${progressLine(p)}\n`);
+              },
+            }
+          : {}),
+      });
+      runs.push({ name: variant?.name ?? isolationOf(args.options.libraries), sandbox: variant?.sandbox ?? args.sandbox, report });
+    }
     if (progressShown && tty) process.stderr.write('\r\x1b[K');
-    process.stdout.write(args.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
+    const first = runs[0]!.report;
+    const settings: LoadtestSettings = {
+      hook: first.hook,
+      libraries: first.libraries,
+      sandbox: args.sandbox,
+      faults: args.faults,
+      seed: first.seed,
+      concurrency: first.concurrency,
+      limits: first.limits,
+      intervalMs: first.intervalMs,
+      configuration: first.configuration.source,
+      startedAt,
+      machine: machineDescription(),
+    };
+    if (args.reportFile !== undefined) writeFileSync(args.reportFile, htmlReport(settings, runs));
+    if (args.csvFile !== undefined) writeFileSync(args.csvFile, timelineCsv(runs));
+    const comparison: LoadtestComparison = { settings, runs };
+    if (args.json) process.stdout.write(`${JSON.stringify(args.variants.length ? comparison : first, null, 2)}\n`);
+    else process.stdout.write(args.variants.length ? formatComparison(runs) : formatReport(first));
     return 0;
   } catch (err) {
     if (progressShown && tty) process.stderr.write('\n');
@@ -204,4 +273,10 @@ export async function loadtestMain(argv: string[]): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/** A single run's name: its libraries' isolation mode. */
+function isolationOf(libraries: HookLibraryConfigInput[]): string {
+  const modes = new Set(libraries.map((l) => (l.sandbox as { isolation?: string } | undefined)?.isolation ?? 'thread'));
+  return [...modes].join('+');
 }

@@ -1,5 +1,6 @@
 /** The load tester's output: the live progress line and the final table. */
 import { OUTCOMES, type LoadtestProgress, type LoadtestReport } from './runner.js';
+import type { LoadtestRun } from './session.js';
 
 export function progressLine(p: LoadtestProgress): string {
   return `loadtest ${p.elapsedS.toFixed(1)} s  ${p.callouts} callouts  ${p.rate.toFixed(0)}/s  errors ${p.errors}  restarts ${p.restarts}${p.quarantines ? `  quarantines ${p.quarantines}` : ''}`;
@@ -7,7 +8,8 @@ export function progressLine(p: LoadtestProgress): string {
 
 const MAIN_OUTCOMES = new Set(['ok', 'throw', 'reject', 'timeout', 'oom', 'exit', 'crash', 'invalid', 'log-flood', 'quarantined']);
 
-export function formatReport(r: LoadtestReport): string {
+/** The totals table's rows, [label, value]: the text report prints them, the HTML report tabulates them side by side. */
+export function totalsRows(r: LoadtestReport): [string, string][] {
   const rows: [string, string][] = [];
   const row = (label: string, value: string | number) => rows.push([label, String(value)]);
   const pct = (n: number) => (r.callouts === 0 ? '' : `  ${((100 * n) / r.callouts).toFixed(2)}%`);
@@ -38,6 +40,11 @@ export function formatReport(r: LoadtestReport): string {
   row('event-loop delay ms max', r.eventLoopDelayMs.max.toFixed(3));
   row('host rss MB', `${r.memoryMb.rss.toFixed(1)}  (peak ${r.memoryMb.peakRss.toFixed(1)})`);
   row('host heap used MB', `${r.memoryMb.heapUsed.toFixed(1)}  (peak ${r.memoryMb.peakHeapUsed.toFixed(1)})`);
+  return rows;
+}
+
+export function formatReport(r: LoadtestReport): string {
+  const rows = totalsRows(r);
   const width = Math.max(...rows.map(([label]) => label.length));
   const valueWidth = Math.max(...rows.map(([, value]) => value.split(' ')[0]!.length));
   const lines = rows.map(([label, value]) => {
@@ -65,4 +72,23 @@ function configurationLines(r: LoadtestReport): string[] {
       return `  server ${address}:${s.port}  ${s.direction} ${s.domain}  key ${s['key-name'] ?? 'none'}`;
     }),
   ];
+}
+
+/** --compare: the runs' totals side by side, then each run's header and library statistics. */
+export function formatComparison(runs: LoadtestRun[]): string {
+  const tables = runs.map((r) => new Map(totalsRows(r.report)));
+  const labels = [...new Set(runs.flatMap((r) => totalsRows(r.report).map(([label]) => label)))];
+  const columns = runs.map((r, i) => Math.max(r.name.length, ...labels.map((l) => (tables[i]!.get(l) ?? '').split(' ')[0]!.length)));
+  const width = Math.max(...labels.map((l) => l.length));
+  const head = `  ${''.padEnd(width)}${runs.map((r, i) => `  ${r.name.padStart(columns[i]!)}`).join('')}`;
+  const lines = labels.map((label) => `  ${label.padEnd(width)}${tables.map((t, i) => `  ${(t.get(label) ?? '').split(' ')[0]!.padStart(columns[i]!)}`).join('')}`);
+  const runsText = runs.map((r) => {
+    const text = formatReport(r.report).split('\n');
+    // The header line, and from the library statistics on (the totals are in the table above).
+    const from = text.indexOf('library statistics:');
+    const to = text.findIndex((line) => line.startsWith('configuration:'));
+    return [`${r.name} (sandbox ${JSON.stringify(r.sandbox)}): ${text[0]!.replace(/^d2box loadtest: /, '')}`, ...text.slice(from, to)].join('\n');
+  });
+  const config = formatReport(runs[0]!.report).split('\n');
+  return [`d2box loadtest --compare: ${runs.map((r) => r.name).join(' vs ')}`, head, ...lines, ...runsText, ...config.slice(config.findIndex((l) => l.startsWith('configuration:'))), ''].join('\n');
 }

@@ -26,6 +26,10 @@ export const MAX_COUNT = 1_000_000_000;
 export const MAX_CONCURRENCY = 10_000;
 /** Sampling interval of the event-loop delay monitor. */
 const LOOP_RESOLUTION_MS = 2;
+/** Default length of one timeline interval. */
+export const DEFAULT_INTERVAL_MS = 500;
+/** Latency histogram buckets per doubling: fine enough to see modes, few enough to draw. */
+const BUCKETS_PER_OCTAVE = 4;
 
 export interface LoadtestOptions {
   libraries: HookLibraryConfigInput[];
@@ -48,6 +52,42 @@ export interface LoadtestOptions {
   baseDir?: string;
   /** What d2_srv_configured gets before the run and select_key's arguments are drawn from (default: generated). */
   configuration?: LoadtestConfiguration;
+  /** Length of one timeline interval (default DEFAULT_INTERVAL_MS). */
+  intervalMs?: number;
+}
+
+/** One interval of the run, ending at `t`. */
+export interface TimelinePoint {
+  /** Seconds since the first callout was issued, at the end of the interval. */
+  t: number;
+  /** Callouts that ended in the interval. */
+  callouts: number;
+  calloutsPerSecond: number;
+  /** Over the callouts that ended in the interval; null when none did. */
+  latencyMs: { p50: number; p99: number } | null;
+  /** Outcomes of the callouts that ended in the interval. */
+  outcomes: Record<Outcome, number>;
+  restarts: number;
+  quarantines: number;
+  /** Main-thread event-loop delay in the interval (beyond the sampling interval). */
+  eventLoopDelayMs: { p99: number; max: number };
+  rssMb: number;
+  heapUsedMb: number;
+}
+
+/** A worker replacement, a quarantine or a revive, when the host logged it. */
+export interface LoadtestEvent {
+  /** Seconds since the first callout was issued (0 for one before). */
+  t: number;
+  kind: 'restart' | 'quarantine' | 'revive';
+  text: string;
+}
+
+/** One bar of the latency histogram: callouts whose latency was at least fromMs and below toMs. */
+export interface LatencyBucket {
+  fromMs: number;
+  toMs: number;
+  count: number;
 }
 
 export interface LoadtestProgress {
@@ -92,6 +132,12 @@ export interface LoadtestReport {
     servers: { domain: string; direction: LoadtestServer['direction']; 'ip-address': string; port: number; 'key-name': string | null }[];
     keys: { name: string; algorithm: string; 'digest-bits'?: number }[];
   };
+  /** Interval length of `timeline`. */
+  intervalMs: number;
+  timeline: TimelinePoint[];
+  events: LoadtestEvent[];
+  /** All callouts' latencies, BUCKETS_PER_OCTAVE buckets per doubling, from the first non-empty bucket to the last. */
+  latencyHistogram: LatencyBucket[];
   /**
    * select_key only, over the callouts that ended ok: the key D2 would have used kept, changed
    * (another key or none), or the server skipped. A library whose mapping matches none of the
@@ -143,12 +189,24 @@ export async function runLoadtest(options: LoadtestOptions): Promise<LoadtestRep
   if (count === undefined && options.durationS === undefined) throw new LoadtestError('give a duration, a count, or both');
   const durationS = Math.min(options.durationS ?? MAX_DURATION_S, MAX_DURATION_S);
 
-  // The host's log: counted (restarts, quarantines), handed on when asked.
+  const intervalMs = Math.floor(options.intervalMs ?? DEFAULT_INTERVAL_MS);
+  if (!(intervalMs >= 10 && intervalMs <= 600_000)) throw new LoadtestError('interval must be 10 to 600000 ms');
+
+  // The host's log: counted (restarts, quarantines) and timed for the timeline, handed on when asked.
   let restarts = 0;
   let quarantines = 0;
+  let started: number | undefined;
+  const events: LoadtestEvent[] = [];
+  const eventAt = (kind: LoadtestEvent['kind'], text: string) =>
+    events.push({ t: started === undefined ? 0 : round3(Math.max(0, performance.now() - started) / 1000), kind, text });
   Logger.setSink((record) => {
-    if (record.id === 'HOOKS_LIBRARY_RESTARTING') restarts++;
-    else if (record.id === 'HOOKS_LIBRARY_QUARANTINED') quarantines++;
+    if (record.id === 'HOOKS_LIBRARY_RESTARTING') {
+      restarts++;
+      eventAt('restart', record.text);
+    } else if (record.id === 'HOOKS_LIBRARY_QUARANTINED') {
+      quarantines++;
+      eventAt('quarantine', record.text);
+    }
     options.onLog?.(record);
   });
 
@@ -179,6 +237,12 @@ export async function runLoadtest(options: LoadtestOptions): Promise<LoadtestRep
     const outcomes = Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as Record<Outcome, number>;
     const latency = createHistogram({ lowest: 1, highest: 3_600_000_000, figures: 3 });
     const loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+    // Per interval, reset at each interval's end; the run's totals come from the two above.
+    const intervalLatency = createHistogram({ lowest: 1, highest: 3_600_000_000, figures: 3 });
+    const intervalLoopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+    const buckets: number[] = [];
+    const intervalOutcomes = Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as Record<Outcome, number>;
+    const timeline: TimelinePoint[] = [];
     let issued = 0;
     let completed = 0;
     let errors = 0;
@@ -194,8 +258,34 @@ export async function runLoadtest(options: LoadtestOptions): Promise<LoadtestRep
       return m;
     };
 
-    const started = performance.now();
+    started = performance.now();
+    const runStart = started;
     const deadline = started + durationS * 1000;
+    let interval = { at: started, completed: 0, restarts, quarantines };
+    const closeInterval = () => {
+      const now = performance.now();
+      const memory = sampleMemory();
+      const callouts = completed - interval.completed;
+      const loopNs = (x: number) => round3(Math.max(0, x / 1e6 - LOOP_RESOLUTION_MS));
+      timeline.push({
+        t: round3((now - runStart) / 1000),
+        callouts,
+        calloutsPerSecond: Math.round((callouts * 1000 / Math.max(1, now - interval.at)) * 10) / 10,
+        latencyMs: intervalLatency.count === 0 ? null : { p50: round3(intervalLatency.percentile(50) / 1000), p99: round3(intervalLatency.percentile(99) / 1000) },
+        outcomes: { ...intervalOutcomes },
+        restarts: restarts - interval.restarts,
+        quarantines: quarantines - interval.quarantines,
+        eventLoopDelayMs: intervalLoopDelay.count === 0 ? { p99: 0, max: 0 } : { p99: loopNs(intervalLoopDelay.percentile(99)), max: loopNs(intervalLoopDelay.max) },
+        rssMb: mb(memory.rss),
+        heapUsedMb: mb(memory.heapUsed),
+      });
+      interval = { at: now, completed, restarts, quarantines };
+      intervalLatency.reset();
+      intervalLoopDelay.reset();
+      for (const o of OUTCOMES) intervalOutcomes[o] = 0;
+    };
+    const intervalTimer = setInterval(closeInterval, intervalMs);
+    intervalTimer.unref();
     let lastProgress = { at: started, completed: 0 };
     const progressTimer = setInterval(() => {
       sampleMemory();
@@ -203,14 +293,17 @@ export async function runLoadtest(options: LoadtestOptions): Promise<LoadtestRep
       const now = performance.now();
       const rate = ((completed - lastProgress.completed) * 1000) / Math.max(1, now - lastProgress.at);
       lastProgress = { at: now, completed };
-      options.onProgress({ elapsedS: (now - started) / 1000, callouts: completed, rate, errors, restarts, quarantines });
+      options.onProgress({ elapsedS: (now - runStart) / 1000, callouts: completed, rate, errors, restarts, quarantines });
     }, Math.max(10, options.progressIntervalMs ?? 500));
     progressTimer.unref();
 
     const revive = (library: string): Promise<void> => {
       reviving ??= hooks
         .restartLibrary(library)
-        .then(() => void revives++, () => void revives++)
+        .then(
+          () => void (revives++, eventAt('revive', `hooks-restart ${library}`)),
+          (err: unknown) => void (revives++, eventAt('revive', `hooks-restart ${library} failed: ${(err as Error).message}`)),
+        )
         .finally(() => (reviving = undefined));
       return reviving;
     };
@@ -230,9 +323,14 @@ export async function runLoadtest(options: LoadtestOptions): Promise<LoadtestRep
         fill(handle, seq);
         const given = keyChoices && keyName(handle.getArgument('tsig_key'));
         const report = await hooks.callCallouts(hook, handle);
-        latency.record(Math.max(1, Math.round((performance.now() - t0) * 1000)));
+        const us = Math.max(1, Math.round((performance.now() - t0) * 1000));
+        latency.record(us);
+        intervalLatency.record(us);
+        const bucket = Math.floor(Math.log2(us) * BUCKETS_PER_OCTAVE);
+        buckets[bucket] = (buckets[bucket] ?? 0) + 1;
         const outcome = outcomeOf(report);
         outcomes[outcome]++;
+        intervalOutcomes[outcome]++;
         if (keyChoices && outcome === 'ok') {
           if (hooks.nextStep(hook, handle) !== NextStep.CONTINUE) keyChoices.skipped++;
           else if (keyName(handle.hasArgument('tsig_key') ? handle.getArgument('tsig_key') : null) === given) keyChoices.kept++;
@@ -248,13 +346,18 @@ export async function runLoadtest(options: LoadtestOptions): Promise<LoadtestRep
     };
 
     loopDelay.enable();
+    intervalLoopDelay.enable();
     try {
       await Promise.all(Array.from({ length: concurrency }, lane));
     } finally {
       loopDelay.disable();
+      intervalLoopDelay.disable();
       clearInterval(progressTimer);
+      clearInterval(intervalTimer);
     }
-    const elapsedS = (performance.now() - started) / 1000;
+    // The last, partial interval (the run rarely ends on an interval boundary).
+    if (completed > interval.completed || timeline.length === 0) closeInterval();
+    const elapsedS = (performance.now() - runStart) / 1000;
     // One reading for both the final figures and the peaks, so a peak is never below the end.
     const memory = sampleMemory();
     const libraryStatistics = hooks.getLibraryStatistics();
@@ -293,10 +396,23 @@ export async function runLoadtest(options: LoadtestOptions): Promise<LoadtestRep
         })),
         keys: configuration.keys.map(({ secret: _secret, ...named }) => named),
       },
+      intervalMs,
+      timeline,
+      events,
+      latencyHistogram: latencyBuckets(buckets),
       ...(keyChoices ? { keyChoices } : {}),
     };
   } finally {
     await hooks.unloadLibraries();
     Logger.setSink(stderrSink);
   }
+}
+
+function latencyBuckets(counts: number[]): LatencyBucket[] {
+  const used = counts.flatMap((n, i) => (n ? [i] : []));
+  if (used.length === 0) return [];
+  const edge = (i: number) => round3(2 ** (i / BUCKETS_PER_OCTAVE) / 1000);
+  const result: LatencyBucket[] = [];
+  for (let i = used[0]!; i <= used[used.length - 1]!; i++) result.push({ fromMs: edge(i), toMs: edge(i + 1), count: counts[i] ?? 0 });
+  return result;
 }
