@@ -11,10 +11,12 @@
  * configuration and rolled back when it is rejected), and the exit value
  * (`shutdown`'s `exit-value`, 1 when the first configuration fails).
  */
+import { existsSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { parseD2Config } from '../config/d2-config.js';
+import { d2ConfigToJson, parseD2Config } from '../config/d2-config.js';
 import type { D2Config } from '../config/d2-config.js';
+import { enforcePathPolicy } from '../config/path-policy.js';
 import type { LoggerConfig } from '../config/loggers.js';
 import { CONTROL_RESULT_ERROR, CONTROL_RESULT_SUCCESS, createAnswer, type Answer } from '../control/answer.js';
 import { CommandMgr } from '../control/command-mgr.js';
@@ -82,6 +84,8 @@ export class D2Controller {
 
   /** -c: runs until SIGTERM or SIGINT; the exit code. */
   async run(file: string): Promise<number> {
+    // Kea 3.x: no group write, nothing for others, on every file and socket the daemon creates.
+    process.umask(process.umask() | 0o027);
     this.configFile = file;
     this.startedAt = Date.now();
     this.logs = new LogPipeline({ verbose: this.options.verbose }).install();
@@ -174,25 +178,23 @@ export class D2Controller {
 
   /** config-set: Kea-JSON text of `{"DhcpDdns": ...}` → applied, or rejected with the old configuration kept. */
   private async applyText(text: string, source: string): Promise<Answer> {
-    const parsed = parseD2Config(text, { file: source, allowInclude: false });
+    const parsed = policedConfig(parseD2Config(text, { file: source, allowInclude: false }));
     if (!parsed.ok) {
       this.log.error('DHCP_DDNS_CONFIG_FAIL', `DHCP-DDNS: error processing configuration: ${parsed.error}`);
       return createAnswer(CONTROL_RESULT_ERROR, parsed.error);
     }
-    const d2 = (parsed.json as { DhcpDdns?: { 'hooks-libraries'?: HookLibraryConfigInput[] } }).DhcpDdns ?? {};
-    const r = await this.applyParsed({ json: parsed.json, config: parsed.config, hooksLibraries: d2['hooks-libraries'] ?? [] });
+    const r = await this.applyParsed(parsed);
     return r.ok ? createAnswer(CONTROL_RESULT_SUCCESS, 'Configuration applied successfully.') : createAnswer(CONTROL_RESULT_ERROR, r.error);
   }
 
   /** config-test: parsed and the hook libraries' versions checked (as -t), nothing applied. */
   private async testText(text: string, source: string): Promise<Answer> {
-    const parsed = parseD2Config(text, { file: source, allowInclude: false });
+    const parsed = policedConfig(parseD2Config(text, { file: source, allowInclude: false }));
     if (!parsed.ok) {
       this.log.error('DHCP_DDNS_CONFIG_CHECK_FAIL', `DHCP-DDNS: error checking configuration: ${parsed.error}`);
       return createAnswer(CONTROL_RESULT_ERROR, parsed.error);
     }
-    const d2 = (parsed.json as { DhcpDdns?: { 'hooks-libraries'?: HookLibraryConfigInput[] } }).DhcpDdns ?? {};
-    const errors = await new HooksManager({ baseDir: process.cwd() }).validateLibraries(d2['hooks-libraries'] ?? []);
+    const errors = await new HooksManager({ baseDir: process.cwd() }).validateLibraries(parsed.hooksLibraries);
     if (errors.length > 0) return createAnswer(CONTROL_RESULT_ERROR, errors.join('; '));
     this.log.info('DCTL_CONFIG_CHECK_COMPLETE', 'server has completed configuration check');
     return createAnswer(CONTROL_RESULT_SUCCESS, 'Configuration check successful');
@@ -273,10 +275,13 @@ export class D2Controller {
     const d2 = this.process!;
     const previousLoggers = this.loggersInForce;
     const loggers = (input.config as { loggers?: LoggerConfig[] }).loggers ?? [];
+    const newLogFiles = logFilesNotYetThere(loggers);
     this.applyLoggers(loggers);
     const applied = await d2.configure(input);
     if (!applied.ok) {
       this.applyLoggers(previousLoggers);
+      // A refused configuration leaves nothing behind (Kea 3.x), not even the log files it named.
+      for (const f of newLogFiles) rmSync(f, { force: true });
       this.log.error('DHCP_DDNS_CONFIG_FAIL', `DHCP-DDNS: configuration rejected, the configuration in force stays: ${applied.error}`);
       return applied;
     }
@@ -298,9 +303,26 @@ export class D2Controller {
     } catch (err) {
       return { ok: false, error: `Unable to open file ${file}: ${(err as Error).message}` };
     }
-    const parsed = parseD2Config(text, { file, baseDir: dirname(file) });
-    if (!parsed.ok) return { ok: false, error: parsed.error };
-    const d2 = (parsed.json as { DhcpDdns?: { 'hooks-libraries'?: HookLibraryConfigInput[] } }).DhcpDdns ?? {};
-    return { ok: true, json: parsed.json, config: parsed.config, hooksLibraries: d2['hooks-libraries'] ?? [] };
+    return policedConfig(parseD2Config(text, { file, baseDir: dirname(file) }));
   }
+}
+
+/** The log files `loggers` would create; the rotated copies (`.1`…) only come later. */
+function logFilesNotYetThere(loggers: LoggerConfig[]): string[] {
+  const files = loggers.flatMap((l) => (l.output_options ?? []).map((o) => o.output)).filter((o) => !/^(stdout|stderr|syslog(:.*)?)$/.test(o));
+  return [...new Set(files)].filter((f) => !existsSync(f));
+}
+
+/**
+ * A parsed configuration after Kea 3.x's path rules (config/path-policy.ts):
+ * refused before any library is imported, socket bound or log file opened.
+ */
+function policedConfig(parsed: ReturnType<typeof parseD2Config>):
+  | { ok: true; json: unknown; config: D2Config; hooksLibraries: HookLibraryConfigInput[] }
+  | { ok: false; error: string } {
+  if (!parsed.ok) return { ok: false, error: parsed.error };
+  const policed = enforcePathPolicy(parsed.config);
+  if (!policed.ok) return policed;
+  const json = d2ConfigToJson(policed.config);
+  return { ok: true, json, config: policed.config, hooksLibraries: (json.DhcpDdns as { 'hooks-libraries': HookLibraryConfigInput[] })['hooks-libraries'] };
 }
