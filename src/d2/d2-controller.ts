@@ -16,12 +16,13 @@ import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { d2ConfigToJson, parseD2Config } from '../config/d2-config.js';
 import type { D2Config } from '../config/d2-config.js';
+import type { ControlSocketEntry } from '../config/control-sockets.js';
 import { enforcePathPolicy } from '../config/path-policy.js';
 import type { LoggerConfig } from '../config/loggers.js';
 import { CONTROL_RESULT_ERROR, CONTROL_RESULT_SUCCESS, createAnswer, type Answer } from '../control/answer.js';
 import { CommandMgr } from '../control/command-mgr.js';
 import { APP_NAME, registerD2Commands } from '../control/d2-commands.js';
-import { UnixCommandSocket } from '../control/unix-command-socket.js';
+import { ControlChannel } from '../control/control-channel.js';
 import { LogPipeline } from '../log/log-pipeline.js';
 import { HooksManager } from '../hooks/hooks-manager.js';
 import type { HookLibraryConfigInput } from '../hooks/library-config.js';
@@ -44,7 +45,7 @@ export class D2Controller {
   private logs: LogPipeline | undefined;
   private loggersInForce: LoggerConfig[] = [];
   private commands: CommandMgr | undefined;
-  private controlSocket: UnixCommandSocket | undefined;
+  private controlChannel: ControlChannel | undefined;
   private startedAt = Date.now();
   private lastCommit: number | undefined;
   private exitValue = 0;
@@ -201,51 +202,44 @@ export class D2Controller {
   }
 
   /**
-   * Opens, moves or closes the control socket to match `control-socket`, as
-   * Kea's reconfigureCommandChannel after a configuration is committed. A
-   * socket that cannot be opened fails the configuration, as in Kea (at start
-   * the daemon exits 1); the socket in force, if any, stays open then.
+   * Opens, moves or closes the control sockets to match `control-socket` and
+   * `control-sockets` (src/control/control-channel.ts), as Kea's
+   * reconfigureCommandChannel after a configuration is committed. A socket
+   * that cannot be opened fails the configuration, as in Kea (at start the
+   * daemon exits 1); the sockets in force stay open then.
    *
    * Test knobs (environment): D2BOX_CONTROL_TIMEOUT_MS (Kea's 10 s per
    * connection) and D2BOX_CONTROL_MAX_REQUEST_BYTES (16 MiB).
    */
   private async reconfigureControlSocket(config: D2Config): Promise<string | undefined> {
-    const wanted = config['control-socket']?.['socket-name'];
-    if (this.controlSocket?.path === wanted) return undefined;
-    if (wanted === undefined || !this.commands) {
-      await this.closeControlSocket();
-      return undefined;
+    if (!this.commands) return undefined;
+    if (!this.controlChannel) {
+      const commands = this.commands;
+      const stats = this.process!.stats;
+      const env = (name: string) => {
+        const n = Number(process.env[name]);
+        return Number.isInteger(n) && n > 0 ? n : undefined;
+      };
+      const timeoutMs = env('D2BOX_CONTROL_TIMEOUT_MS');
+      const maxRequestBytes = env('D2BOX_CONTROL_MAX_REQUEST_BYTES');
+      this.controlChannel = new ControlChannel({
+        process: (req) => commands.processCommand(req),
+        // d2box's own statistics (Kea's D2 has none for its control channel).
+        count: (event) => stats.addValue(`control-channel-${event}`),
+        ...(timeoutMs ? { timeoutMs } : {}),
+        ...(maxRequestBytes ? { maxRequestBytes } : {}),
+      });
     }
-    const commands = this.commands;
-    const env = (name: string) => {
-      const n = Number(process.env[name]);
-      return Number.isInteger(n) && n > 0 ? n : undefined;
-    };
-    const timeoutMs = env('D2BOX_CONTROL_TIMEOUT_MS');
-    const maxRequestBytes = env('D2BOX_CONTROL_MAX_REQUEST_BYTES');
-    const sock = new UnixCommandSocket({
-      path: wanted,
-      process: (req) => commands.processCommand(req),
-      ...(timeoutMs ? { timeoutMs } : {}),
-      ...(maxRequestBytes ? { maxRequestBytes } : {}),
-    });
-    try {
-      await sock.open();
-    } catch (e) {
-      const error = `could not open the control socket ${wanted}: ${(e as Error).message}`;
-      this.log.error('DCTL_CONTROL_SOCKET_OPEN_FAILED', error);
-      return error;
-    }
-    // Not awaited: the command that moved the socket is answered on the old one.
-    void this.closeControlSocket();
-    this.controlSocket = sock;
-    return undefined;
+    const old = config['control-socket'];
+    const entries: ControlSocketEntry[] = [
+      ...(old ? [{ 'socket-type': 'unix' as const, 'socket-name': old['socket-name'] }] : []),
+      ...(config['control-sockets'] ?? []),
+    ];
+    return this.controlChannel.reconfigure(entries);
   }
 
   private async closeControlSocket(): Promise<void> {
-    const sock = this.controlSocket;
-    this.controlSocket = undefined;
-    await sock?.close();
+    await this.controlChannel?.close();
   }
 
   /** Kea's loggers: applied before a configuration so its processing is logged where it says. */
