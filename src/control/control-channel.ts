@@ -51,19 +51,40 @@ export class ControlChannel {
     };
   }
 
-  private newHttp(config: HttpSocketEntry): HttpCommandSocket {
-    return new HttpCommandSocket({ config, process: this.opts.process, ...(this.opts.count ? { count: this.opts.count } : {}), ...this.limits() });
+  private newHttp(config: HttpSocketEntry, process = this.opts.process): HttpCommandSocket {
+    return new HttpCommandSocket({ config, process, ...(this.opts.count ? { count: this.opts.count } : {}), ...this.limits() });
   }
 
   /** Makes the open sockets match `entries`; an error text (nothing changed) when one cannot be opened. */
   async reconfigure(entries: ControlSocketEntry[]): Promise<string | undefined> {
+    const prepared = await this.prepare(entries);
+    return prepared.ok ? prepared.commit() : prepared.error;
+  }
+
+  /**
+   * Opens what `entries` add and reads every file they name, changing nothing
+   * in force yet: `commit` then switches to them and closes what they drop,
+   * `abort` closes what was opened (a configuration refused for another
+   * reason leaves no socket behind). An error text when one cannot be opened.
+   */
+  async prepare(entries: ControlSocketEntry[]): Promise<
+    { ok: true; commit: () => Promise<string | undefined>; abort: () => Promise<void> } | { ok: false; error: string }
+  > {
     const wantUnix = new Set(entries.flatMap((e) => (e['socket-type'] === 'unix' ? [e['socket-name']] : [])));
     const wantHttp = new Map(entries.flatMap((e) => (e['socket-type'] === 'unix' ? [] : [[endpointOf(e), e] as const])));
     const openedUnix = new Map<string, UnixCommandSocket>();
     const openedHttp = new Map<string, OpenHttp>();
     const updates: (() => void)[] = [];
     const replaced: [string, OpenHttp][] = [];
-    const undo = async () => {
+    // A socket opened here may be reached before the configuration is in force: its commands wait until then.
+    let open!: () => void;
+    const committed = new Promise<void>((r) => (open = r));
+    const process = async (request: unknown) => {
+      await committed;
+      return this.opts.process(request);
+    };
+    const abort = async () => {
+      open();
       for (const s of openedUnix.values()) await s.close(0);
       for (const h of openedHttp.values()) await h.sock.close(0);
     };
@@ -72,77 +93,77 @@ export class ControlChannel {
       for (const path of wantUnix) {
         if (this.unix.has(path)) continue;
         at = path;
-        const sock = new UnixCommandSocket({ path, process: this.opts.process, ...this.limits() });
+        const sock = new UnixCommandSocket({ path, process, ...this.limits() });
         await sock.open();
         openedUnix.set(path, sock);
       }
       for (const [ep, config] of wantHttp) {
         const current = this.http.get(ep);
         if (!current) {
-          const sock = this.newHttp(config);
+          const sock = this.newHttp(config, process);
           at = sock.endpoint;
           await sock.open();
           openedHttp.set(ep, { sock, config });
         } else if (JSON.stringify(current.config) !== JSON.stringify(config)) {
           if (httpListenerIdentity(current.config) === httpListenerIdentity(config)) {
             at = current.sock.endpoint;
-            // Credentials and certificates are read now; applied only when everything else opened.
+            // Credentials and certificates are read now; applied at commit.
             const apply = current.sock.prepareUpdate(config);
             updates.push(() => {
               apply();
               current.config = config;
             });
           } else {
+            // Same address and port, another type or cert-required: a new listener must wait for the old one's port.
+            const sock = this.newHttp(config);
+            at = sock.endpoint;
+            sock.prepareUpdate(config);
             replaced.push([ep, current]);
           }
         }
       }
     } catch (e) {
-      await undo();
+      await abort();
       const error = `could not open the control socket ${at}: ${(e as Error).message}`;
       this.log.error('DCTL_CONTROL_SOCKET_OPEN_FAILED', error);
-      return error;
+      return { ok: false, error };
     }
-    // Same address and port, another type or cert-required: the old listener must let go of the port first.
-    for (const [ep, old] of replaced) {
-      const config = wantHttp.get(ep)!;
-      void old.sock.close();
-      const sock = this.newHttp(config);
-      try {
-        await sock.open();
-        openedHttp.set(ep, { sock, config });
-      } catch (e) {
-        const back = this.newHttp(old.config);
-        try {
-          await back.open();
-          this.http.set(ep, { sock: back, config: old.config });
-        } catch (again) {
-          this.http.delete(ep);
-          this.log.error('DCTL_CONTROL_SOCKET_OPEN_FAILED', `could not reopen the control socket ${old.sock.endpoint}: ${(again as Error).message}`);
-        }
-        await undo();
-        const error = `could not open the control socket ${sock.endpoint}: ${(e as Error).message}`;
-        this.log.error('DCTL_CONTROL_SOCKET_OPEN_FAILED', error);
-        return error;
-      }
-    }
-    for (const apply of updates) apply();
-    // Not awaited: the command that closed them is answered on them.
-    for (const [path, sock] of this.unix) {
-      if (!wantUnix.has(path)) {
-        void sock.close();
-        this.unix.delete(path);
-      }
-    }
-    for (const [ep, h] of this.http) {
-      if (!wantHttp.has(ep)) {
-        void h.sock.close();
+    const commit = async (): Promise<string | undefined> => {
+      let error: string | undefined;
+      for (const [ep, old] of replaced) {
+        const config = wantHttp.get(ep)!;
+        // close() lets go of the port at once; a command in progress on it still finishes.
+        void old.sock.close();
         this.http.delete(ep);
+        const sock = this.newHttp(config);
+        try {
+          await sock.open();
+          openedHttp.set(ep, { sock, config });
+        } catch (e) {
+          error = `could not open the control socket ${sock.endpoint}: ${(e as Error).message}`;
+          this.log.error('DCTL_CONTROL_SOCKET_OPEN_FAILED', error);
+        }
       }
-    }
-    for (const [path, sock] of openedUnix) this.unix.set(path, sock);
-    for (const [ep, h] of openedHttp) this.http.set(ep, h);
-    return undefined;
+      for (const apply of updates) apply();
+      // Not awaited: the command that closed them is answered on them.
+      for (const [path, sock] of this.unix) {
+        if (!wantUnix.has(path)) {
+          void sock.close();
+          this.unix.delete(path);
+        }
+      }
+      for (const [ep, h] of this.http) {
+        if (!wantHttp.has(ep)) {
+          void h.sock.close();
+          this.http.delete(ep);
+        }
+      }
+      for (const [path, sock] of openedUnix) this.unix.set(path, sock);
+      for (const [ep, h] of openedHttp) this.http.set(ep, h);
+      open();
+      return error;
+    };
+    return { ok: true, commit, abort };
   }
 
   /** Closes every socket (shutdown). */

@@ -202,17 +202,19 @@ export class D2Controller {
   }
 
   /**
-   * Opens, moves or closes the control sockets to match `control-socket` and
-   * `control-sockets` (src/control/control-channel.ts), as Kea's
-   * reconfigureCommandChannel after a configuration is committed. A socket
-   * that cannot be opened fails the configuration, as in Kea (at start the
-   * daemon exits 1); the sockets in force stay open then.
+   * Opens what `control-socket` and `control-sockets` add
+   * (src/control/control-channel.ts) before the configuration is applied, so
+   * that a socket that cannot be opened fails the configuration with nothing
+   * of it in force (at start the daemon exits 1) and the sockets in force keep
+   * serving; committed with the configuration, as Kea's reconfigureCommandChannel.
    *
    * Test knobs (environment): D2BOX_CONTROL_TIMEOUT_MS (Kea's 10 s per
    * connection) and D2BOX_CONTROL_MAX_REQUEST_BYTES (16 MiB).
    */
-  private async reconfigureControlSocket(config: D2Config): Promise<string | undefined> {
-    if (!this.commands) return undefined;
+  private async prepareControlSockets(config: D2Config): Promise<
+    { ok: true; commit: () => Promise<string | undefined>; abort: () => Promise<void> } | { ok: false; error: string }
+  > {
+    if (!this.commands) return { ok: true, commit: async () => undefined, abort: async () => {} };
     if (!this.controlChannel) {
       const commands = this.commands;
       const stats = this.process!.stats;
@@ -235,7 +237,7 @@ export class D2Controller {
       ...(old ? [{ 'socket-type': 'unix' as const, 'socket-name': old['socket-name'] }] : []),
       ...(config['control-sockets'] ?? []),
     ];
-    return this.controlChannel.reconfigure(entries);
+    return this.controlChannel.prepare(entries);
   }
 
   private async closeControlSocket(): Promise<void> {
@@ -271,8 +273,10 @@ export class D2Controller {
     const loggers = (input.config as { loggers?: LoggerConfig[] }).loggers ?? [];
     const newLogFiles = logFilesNotYetThere(loggers);
     this.applyLoggers(loggers);
-    const applied = await d2.configure(input);
+    const sockets = await this.prepareControlSockets(input.config);
+    const applied = sockets.ok ? await d2.configure(input) : sockets;
     if (!applied.ok) {
+      if (sockets.ok) await sockets.abort();
       this.applyLoggers(previousLoggers);
       // A refused configuration leaves nothing behind (Kea 3.x), not even the log files it named.
       for (const f of newLogFiles) rmSync(f, { force: true });
@@ -281,7 +285,7 @@ export class D2Controller {
     }
     this.loggersInForce = loggers;
     this.lastCommit = Date.now();
-    const socketError = await this.reconfigureControlSocket(input.config);
+    const socketError = sockets.ok ? await sockets.commit() : undefined;
     if (socketError) return { ok: false, error: socketError };
     const n = d2.hooks.getLibraryNames().length;
     this.log.info('DCTL_CONFIG_COMPLETE', `server has completed configuration: ${n} hook librar${n === 1 ? 'y' : 'ies'} loaded, listening on ${input.config['ip-address']} port ${input.config.port}`);
