@@ -187,7 +187,7 @@ const MAP_NAMES: [RegExp, string][] = [
   [/^\/DhcpDdns\/control-sockets\/\d+\/http-headers\/\d+$/, 'http-headers'],
   [/^\/DhcpDdns\/hooks-libraries\/\d+$/, 'hooks-libraries'],
   [/^\/DhcpDdns\/loggers\/\d+$/, 'loggers'],
-  [/^\/DhcpDdns\/loggers\/\d+\/output_options\/\d+$/, 'output-options'],
+  [/^\/DhcpDdns\/loggers\/\d+\/output[_-]options\/\d+$/, 'output-options'],
 ];
 
 /** Kea's parser-context name for the map at `path` ("JSON" for free-form maps). */
@@ -206,7 +206,7 @@ const INTEGER_PATHS = [
   /^\/DhcpDdns\/control-sockets\/\d+\/socket-port$/,
   /^\/DhcpDdns\/tsig-keys\/\d+\/digest-bits$/,
   /^\/DhcpDdns\/(forward|reverse)-ddns\/ddns-domains\/\d+\/dns-servers\/\d+\/port$/,
-  /^\/DhcpDdns\/loggers\/\d+\/(debuglevel|output_options\/\d+\/(maxsize|maxver))$/,
+  /^\/DhcpDdns\/loggers\/\d+\/(debuglevel|output[_-]options\/\d+\/(maxsize|maxver))$/,
 ];
 
 const KIND_NAMES: Record<string, string> = {
@@ -371,7 +371,10 @@ function comparePos(a?: SourcePos, b?: SourcePos): number {
 
 /** The `config-get` form: `{"DhcpDdns": {...}}`, defaults applied, a deep copy. */
 export function d2ConfigToJson(config: D2Config): { DhcpDdns: unknown } {
-  return { DhcpDdns: structuredClone(config) };
+  const copy = structuredClone(config);
+  // Kea's TSIGKeyInfo::toElement: a key read from a file is shown by its file, never its secret.
+  for (const k of copy['tsig-keys'] as { secret?: string; 'secret-file'?: string }[]) if (k['secret-file'] !== undefined) delete k.secret;
+  return { DhcpDdns: copy };
 }
 
 /** The keys `tsig-keys` defines, by name. */
