@@ -17,6 +17,8 @@ const tmp = tempDir('d2box-kea3-');
 afterAll(() => tmp.cleanup());
 const socketDir = join(tmp.dir, 'run');
 mkdirSync(socketDir);
+const secretFile = join(tmp.dir, 'tsig.secret');
+writeFileSync(secretFile, 'LSWXnfkKZjdPJI5QxlpnfQ==\n');
 
 function check(name: string, text: string) {
   const file = join(tmp.dir, name);
@@ -58,7 +60,8 @@ const COMMENTED = `{
 }
 }`;
 
-// Like Kea's all-keys.json without its C++ hook library: https with a client certificate, every authentication key.
+// Like Kea's all-keys.json without its C++ hook library: https with a client certificate, every authentication key,
+// a TSIG key from a secret-file, the output-options spelling.
 // -t does not open the TLS or credential files (neither does Kea's): they need not exist.
 const ALL_SOCKET_KEYS = `{
 "DhcpDdns": {
@@ -89,9 +92,13 @@ const ALL_SOCKET_KEYS = `{
             }
         }
     ],
-    "forward-ddns": { "ddns-domains": [] },
+    "forward-ddns": { "ddns-domains": [ { "name": "example.com.", "key-name": "from-file",
+        "dns-servers": [ { "ip-address": "2001:db8:1::10", "port": 7802 } ] } ] },
     "reverse-ddns": { "ddns-domains": [] },
-    "tsig-keys": [],
+    "tsig-keys": [ { "name": "from-file", "algorithm": "HMAC-SHA1", "secret-file": "SECRET_FILE" } ],
+    "loggers": [ { "name": "kea-dhcp-ddns", "severity": "INFO", "debuglevel": 99,
+        "output-options": [ { "output": "stdout", "flush": true, "maxsize": 10240000, "maxver": 1,
+                              "pattern": "%D{%Y-%m-%d %H:%M:%S.%q} %-5p [%c/%i] %m\\n" } ] } ],
     "user-context": { }
 }
 }`;
@@ -103,7 +110,7 @@ const MINIMAL = `{ "DhcpDdns": { "ip-address": "127.0.0.1", "port": 53001, "cont
 describe('d2box -t with Kea 3.x configurations', () => {
   it.each([
     ['commented.json', COMMENTED],
-    ['all-socket-keys.json', ALL_SOCKET_KEYS],
+    ['all-socket-keys.json', ALL_SOCKET_KEYS.replace('SECRET_FILE', secretFile)],
     ['minimal.json', MINIMAL],
   ])('accepts %s', (name, text) => {
     const r = check(name, text);

@@ -336,9 +336,16 @@ describe('control-sockets reconfiguration', () => {
     expect((await d.command('status-get')).result).toBe(0);
     expect((await d.command('config-get')).arguments.DhcpDdns['control-sockets']).toHaveLength(2);
 
+    // config-reload rereads the file: the sockets it names now are opened, the others closed.
+    const p3 = await freePort();
+    writeJson(join(dir, 'd2.json'), cfg([httpSocket(p3)]));
+    expect(await d.command('config-reload')).toMatchObject({ result: 0 });
+    expect((await post(p3, '{"command":"status-get"}', { auth: ADMIN })).status).toBe(200);
+    await expect(post(p2, '{"command":"status-get"}', { auth: 'admin:n3w' })).rejects.toThrow(/ECONNREFUSED/);
+
     // The old single control-socket is still accepted, alone.
     expect(await d.command('config-set', { DhcpDdns: { 'ip-address': '127.0.0.1', port: ncrPort, 'control-socket': { 'socket-type': 'unix', 'socket-name': unixSocket() } } })).toMatchObject({ result: 0 });
-    await expect(post(p2, '{"command":"status-get"}', { auth: 'admin:n3w' })).rejects.toThrow(/ECONNREFUSED/);
+    await expect(post(p3, '{"command":"status-get"}', { auth: ADMIN })).rejects.toThrow(/ECONNREFUSED/);
     expect((await d.command('config-get')).arguments.DhcpDdns['control-socket']).toEqual({ 'socket-type': 'unix', 'socket-name': unixSocket() });
   });
 });
