@@ -253,7 +253,9 @@ async function startDaemon(label: DaemonLabel, dnsPort: number): Promise<Daemon 
   } else {
     const extra = (process.env['D2BENCH_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
     const cli = label.endsWith('@compare') ? COMPARE_CLI! : (process.env['D2BENCH_D2BOX_CLI'] ?? join(ROOT, 'dist/src/cli.js'));
-    child = spawn(process.execPath, [...extra, cli, '-c', conf], { cwd: dir, stdio: ['ignore', out, out] });
+    // Another build (--compare) loads this build's sample library: its hooks directory must allow it.
+    const hooksPath = [process.env['D2BOX_HOOKS_PATH'], join(ROOT, 'dist/sample-hooks')].filter(Boolean).join(':');
+    child = spawn(process.execPath, [...extra, cli, '-c', conf], { cwd: dir, stdio: ['ignore', out, out], env: { ...process.env, D2BOX_HOOKS_PATH: hooksPath } });
   }
   closeSync(out);
   const pid = child.pid;

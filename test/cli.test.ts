@@ -31,7 +31,7 @@ describe('kea-dhcp-ddns compatible command line', () => {
   });
 
   it('refuses an "isolation": "process" library where bwrap is missing, saying so, and -W reports it', () => {
-    const noTools = { encoding: 'utf8' as const, timeout: 20_000, env: { PATH: join(dir, 'empty-path') } };
+    const noTools = { encoding: 'utf8' as const, timeout: 20_000, env: { PATH: join(dir, 'empty-path'), D2BOX_HOOKS_PATH: process.env.D2BOX_HOOKS_PATH! } };
     const file = config('process.json', [{ library: FIXTURE, sandbox: { isolation: 'process' } }]);
     const check = spawnSync(process.execPath, [CLI, '-T', file], noTools);
     expect(check.status).toBe(1);

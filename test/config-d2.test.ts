@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { D2_DEFAULTS, parseD2Config, type D2Config } from '../src/config/d2-config.js';
 import { effectiveKeyName } from '../src/config/ddns-domains.js';
@@ -89,7 +92,7 @@ describe('validation rules, each with Kea\'s wording', () => {
     ['key secret not base64', { 'tsig-keys': [{ ...KEY, secret: 'abc!' }] }, /not in base64 char set/],
     ['key secret incomplete', { 'tsig-keys': [{ ...KEY, secret: 'abc' }] }, /Incomplete input for base64: abc/],
     ['key secret bad padding', { 'tsig-keys': [{ ...KEY, secret: 'AB==' }] }, /Non 0 bits included in base64 padding/],
-    ['key secret-file (not in Kea 2.2)', { 'tsig-keys': [{ ...KEY, 'secret-file': '/k' }] }, /unexpected keyword "secret-file" in tsig-keys map/],
+    ['key secret-file unreadable (Kea 2.6+ key)', { 'tsig-keys': [{ ...KEY, 'secret-file': '/nonexistent/k' }] }, /tsig-key : cannot read secret-file '\/nonexistent\/k': ENOENT/],
     ['digest-bits not a multiple of 8', { 'tsig-keys': [{ ...KEY, 'digest-bits': 84 }] }, /must either be zero or a positive, multiple of eight/],
     ['digest-bits negative', { 'tsig-keys': [{ ...KEY, 'digest-bits': -8 }] }, /must either be zero or a positive, multiple of eight/],
     ['digest-bits < 80', { 'tsig-keys': [{ ...KEY, 'digest-bits': 72 }] }, /digest-bits too small/],
@@ -119,7 +122,7 @@ describe('validation rules, each with Kea\'s wording', () => {
     ['logger without name', { loggers: [{ severity: 'INFO' }] }, /mandatory 'name' element/],
     ['logger without severity', { loggers: [{ name: 'x' }] }, /mandatory 'severity' element/],
     ['debuglevel 100', { loggers: [{ name: 'x', severity: 'DEBUG', debuglevel: 100 }] }, /Unsupported debuglevel value '100', expected 0-99/],
-    ['output-options (Kea 2.5 name)', { loggers: [{ name: 'x', severity: 'INFO', 'output-options': [{ output: 'stdout' }] }] }, /unexpected keyword "output-options" in loggers map/],
+    ['output-options and output_options in one logger', { loggers: [{ name: 'x', severity: 'INFO', 'output-options': [{ output: 'stdout' }], output_options: [{ output: 'stdout' }] }] }, /unexpected keyword "output-options" in loggers map/],
     ['output_options entry without output', { loggers: [{ name: 'x', severity: 'INFO', output_options: [{ flush: false }] }] }, /output_options entry does not have a mandatory 'output' element/],
     ['output_options unknown key', { loggers: [{ name: 'x', severity: 'INFO', output_options: [{ output: 'stdout', comment: 'c' }] }] }, /unexpected keyword "comment" in output-options map/],
     ['hooks library without library', { 'hooks-libraries': [{ parameters: {} }] }, /missing parameter 'library'/],
@@ -196,6 +199,25 @@ describe('errors name the file position and the JSON path', () => {
   it('duplicate keys name Kea\'s map', () => {
     const r = parseD2Config('{"DhcpDdns": {"port": 1, "port": 2}}', { file: 'c' });
     expect(r.ok ? '' : r.error).toBe('c:1:26: duplicate port entries in DhcpDdns map (previous at c:1:23)');
+  });
+});
+
+describe('Kea 2.5+ and 3.x keys', () => {
+  it('secret-file is read when parsed, and the config-get form names the file, never the secret; output-options is output_options', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'd2box-secret-')), 'k.secret');
+    writeFileSync(file, `${SECRET}\n`);
+    const r = parseD2Config(JSON.stringify({ DhcpDdns: { 'tsig-keys': [{ name: 'k', algorithm: 'HMAC-MD5', 'secret-file': file }], loggers: [{ name: 'x', severity: 'INFO', 'output-options': [{ output: 'stdout' }] }] } }));
+    if (!r.ok) throw new Error(r.error);
+    expect(tsigSecretBytes(r.config['tsig-keys'][0]!)).toEqual(Buffer.from(SECRET, 'base64'));
+    const key = (r.json.DhcpDdns as { 'tsig-keys': Record<string, unknown>[] })['tsig-keys'][0]!;
+    expect(key).toEqual({ name: 'k', algorithm: 'HMAC-MD5', 'digest-bits': 0, 'secret-file': file });
+    expect(r.config.loggers![0]!.output_options).toEqual([{ output: 'stdout', flush: true, maxsize: 10240000, maxver: 1 }]);
+    // A file that holds no secret is refused without its content in the error: config-set could name any file.
+    writeFileSync(file, 'root:x:0:0:root\n');
+    const leak = parseD2Config(JSON.stringify({ DhcpDdns: { 'tsig-keys': [{ name: 'k', algorithm: 'HMAC-MD5', 'secret-file': file }] } }));
+    expect(leak.ok ? '' : leak.error).toMatch(/Cannot make D2TsigKey: the content of '.*k\.secret' is not a base64 secret/);
+    expect(leak.ok ? '' : leak.error).not.toContain('root');
+    rmSync(dirname(file), { recursive: true, force: true });
   });
 });
 

@@ -27,6 +27,8 @@ const DELIBERATE: Record<string, [boolean, boolean, string]> = {
   'dom_dupdot.json': [true, false, 'd2box treats a trailing dot as insignificant, so these are one zone'],
   'key_db_big.json': [true, false, 'digest-bits above the HMAC output size cannot be signed'],
   'hooks_sandbox.json': [false, true, 'the "sandbox" key is d2box\'s dialect (DESIGN.md)'],
+  'log_oo_dash.json': [false, true, '`output-options` is Kea 2.5+\'s spelling, taken as Kea 3.x takes it'],
+  'key_secretfile.json': [false, false, 'Kea 2.2 does not know `secret-file`; d2box (as Kea 2.6+) reads it, and /tmp/x is no secret'],
 };
 
 /**

@@ -4,7 +4,7 @@
  * socket file's life (0600, removed at shutdown, stale file replaced, live
  * server refused), and shutdown's exit-value as the process's exit code.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { NcrSender } from '../src/ncr/ncr-sender.js';
@@ -171,9 +171,14 @@ describe('Kea D2 commands over the unix socket', () => {
     expect(statSync(out).mode & 0o777).toBe(0o600);
     expect(await d.command('config-write', { filename: 7 })).toEqual({ result: 1, text: "passed parameter 'filename' is not a string" });
     expect(await d.command('config-write', [1])).toEqual({ result: 1, text: 'Argument must be a map' });
-    const nowhere = await d.command('config-write', { filename: join(tmp.dir, 'no', 'such', 'dir', 'x.json') });
+    const nowhere = await d.command('config-write', { filename: join(tmp.dir, 'no-such-file-dir.json', 'x.json') });
     expect(nowhere.result).toBe(1);
-    expect(nowhere.text).toMatch(/^Error during write-config:/);
+    // Kea 3.x refuses a directory other than the configuration's before trying to write (test/path-hardening.test.ts).
+    expect(nowhere.text).toMatch(/^not allowed to write config into .*must be in the same directory as the config file/);
+    mkdirSync(join(tmp.dir, 'taken.json'));
+    const unwritable = await d.command('config-write', { filename: join(tmp.dir, 'taken.json') });
+    expect(unwritable.result).toBe(1);
+    expect(unwritable.text).toMatch(/^Error during write-config:/);
   });
 
   it('config-set applies a new configuration; a rejected one leaves the old in force', async () => {

@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { HookLibraryConfigSchema } from '../hooks/library-config.js';
 import { contextShape, foldComment, isIpAddress, isUnspecifiedAddress } from './common.js';
+import { ControlSocketsSchema } from './control-sockets.js';
 import { DdnsDomainListMgrSchema, type DdnsDomainConfig } from './ddns-domains.js';
 import { normalizeDomainName } from './domains.js';
 import { formatPos, KeaJsonError, parseKeaJson, pathKey, type JsonPath, type KeaJsonDocument, type SourcePos } from './kea-json.js';
@@ -91,12 +92,24 @@ export const DhcpDdnsSchema = z
     'reverse-ddns': DdnsDomainListMgrSchema.default({ 'ddns-domains': [] }),
     'tsig-keys': TsigKeysSchema.default([]),
     'control-socket': ControlSocketSchema.optional(),
+    'control-sockets': ControlSocketsSchema.optional(),
     'hooks-libraries': z.array(HookEntrySchema).default([]),
     loggers: z.array(LoggerSchema).min(1, 'loggers must not be an empty list').optional(),
     ...contextShape,
   })
   .strict()
   .transform((d, ctx) => {
+    // Kea 3.x took `control-socket` into `control-sockets`; d2box takes either, not both.
+    if (d['control-socket'] && d['control-sockets']) {
+      ctx.addIssue({ code: 'custom', message: "'control-socket' and 'control-sockets' are mutually exclusive: list every socket in 'control-sockets'", path: ['control-sockets'] });
+    }
+    const endpoints = new Map<string, number>();
+    (d['control-sockets'] ?? []).forEach((s, i) => {
+      const at = s['socket-type'] === 'unix' ? `unix socket ${s['socket-name']}` : `${s['socket-address']} port ${s['socket-port']}`;
+      const prev = endpoints.get(at);
+      if (prev !== undefined) ctx.addIssue({ code: 'custom', message: `control-sockets entries ${prev} and ${i} both use ${at}`, path: ['control-sockets', i] });
+      endpoints.set(at, i);
+    });
     // Cross-field rules (d2_config.cc): key references, unique domain names.
     const keys = new Set(d['tsig-keys'].map((k) => k.name));
     for (const mgr of ['forward-ddns', 'reverse-ddns'] as const) {
@@ -168,9 +181,13 @@ const MAP_NAMES: [RegExp, string][] = [
   [/^\/DhcpDdns\/(forward|reverse)-ddns\/ddns-domains\/\d+$/, 'ddns-domains'],
   [/^\/DhcpDdns\/(forward|reverse)-ddns\/ddns-domains\/\d+\/dns-servers\/\d+$/, 'dns-servers'],
   [/^\/DhcpDdns\/control-socket$/, 'control-socket'],
+  [/^\/DhcpDdns\/control-sockets\/\d+$/, 'control-sockets'],
+  [/^\/DhcpDdns\/control-sockets\/\d+\/authentication$/, 'authentication'],
+  [/^\/DhcpDdns\/control-sockets\/\d+\/authentication\/clients\/\d+$/, 'clients'],
+  [/^\/DhcpDdns\/control-sockets\/\d+\/http-headers\/\d+$/, 'http-headers'],
   [/^\/DhcpDdns\/hooks-libraries\/\d+$/, 'hooks-libraries'],
   [/^\/DhcpDdns\/loggers\/\d+$/, 'loggers'],
-  [/^\/DhcpDdns\/loggers\/\d+\/output_options\/\d+$/, 'output-options'],
+  [/^\/DhcpDdns\/loggers\/\d+\/output[_-]options\/\d+$/, 'output-options'],
 ];
 
 /** Kea's parser-context name for the map at `path` ("JSON" for free-form maps). */
@@ -186,9 +203,10 @@ export function keaMapName(path: JsonPath): string {
 /** Values Kea's grammar wants as integer tokens: `53.0` or `1e2` there is a syntax error. */
 const INTEGER_PATHS = [
   /^\/DhcpDdns\/(port|dns-server-timeout)$/,
+  /^\/DhcpDdns\/control-sockets\/\d+\/socket-port$/,
   /^\/DhcpDdns\/tsig-keys\/\d+\/digest-bits$/,
   /^\/DhcpDdns\/(forward|reverse)-ddns\/ddns-domains\/\d+\/dns-servers\/\d+\/port$/,
-  /^\/DhcpDdns\/loggers\/\d+\/(debuglevel|output_options\/\d+\/(maxsize|maxver))$/,
+  /^\/DhcpDdns\/loggers\/\d+\/(debuglevel|output[_-]options\/\d+\/(maxsize|maxver))$/,
 ];
 
 const KIND_NAMES: Record<string, string> = {
@@ -310,7 +328,7 @@ export function parseD2ConfigDocument(doc: KeaJsonDocument): ParseD2ConfigResult
   return { ok: true, config, json: d2ConfigToJson(config), warnings };
 }
 
-const COMMENT_MAPS = new Set(['DhcpDdns', 'tsig-keys', 'ddns-domains', 'dns-servers', 'control-socket', 'loggers']);
+const COMMENT_MAPS = new Set(['DhcpDdns', 'tsig-keys', 'ddns-domains', 'dns-servers', 'control-socket', 'control-sockets', 'authentication', 'clients', 'http-headers', 'loggers']);
 
 /**
  * Kea's grammar refuses a `comment` that follows a `user-context` already holding
@@ -353,7 +371,10 @@ function comparePos(a?: SourcePos, b?: SourcePos): number {
 
 /** The `config-get` form: `{"DhcpDdns": {...}}`, defaults applied, a deep copy. */
 export function d2ConfigToJson(config: D2Config): { DhcpDdns: unknown } {
-  return { DhcpDdns: structuredClone(config) };
+  const copy = structuredClone(config);
+  // Kea's TSIGKeyInfo::toElement: a key read from a file is shown by its file, never its secret.
+  for (const k of copy['tsig-keys'] as { secret?: string; 'secret-file'?: string }[]) if (k['secret-file'] !== undefined) delete k.secret;
+  return { DhcpDdns: copy };
 }
 
 /** The keys `tsig-keys` defines, by name. */

@@ -1,7 +1,11 @@
 /**
- * `tsig-keys`: Kea 2.2's TSIGKeyInfo. Keys: name, algorithm, digest-bits, secret,
- * user-context, comment. (`secret-file` arrived in Kea 2.6; 2.2 rejects it, so does d2box.)
+ * `tsig-keys`: Kea's TSIGKeyInfo. Keys: name, algorithm, digest-bits, secret,
+ * user-context, comment, and Kea 2.6+'s `secret-file` (the secret read from a
+ * file when the configuration is parsed, as Kea does; config-get shows the
+ * file, not the secret — d2-config.ts d2ConfigToJson). Kea 2.2 rejects
+ * `secret-file`; Kea 3.x operators use it, so d2box takes it.
  */
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { contextShape, foldComment } from './common.js';
 import { dnsNameError } from './domains.js';
@@ -34,11 +38,26 @@ export const TsigKeySchema = z
       .int()
       .refine((n) => n === 0 || (n > 0 && n % 8 === 0), 'TSIG key digest-bits must either be zero or a positive, multiple of eight')
       .default(0),
-    secret: z.string().min(1, 'TSIG key secret cannot be blank'),
+    secret: z.string().min(1, 'TSIG key secret cannot be blank').optional(),
+    'secret-file': z.string().min(1, 'TSIG key secret-file cannot be blank').optional(),
     ...contextShape,
   })
   .strict()
   .transform((k, ctx) => {
+    // Kea: a secret-file wins over a secret.
+    let secret = k.secret;
+    if (k['secret-file'] !== undefined) {
+      try {
+        secret = readFileSync(k['secret-file'], 'utf8').trim();
+        if (secret === '') ctx.addIssue({ code: 'custom', message: `tsig-key : Expected '${k['secret-file']}' to not be empty`, path: ['secret-file'] });
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: `tsig-key : cannot read secret-file '${k['secret-file']}': ${(e as Error).message}`, path: ['secret-file'] });
+        return z.NEVER;
+      }
+    } else if (secret === undefined) {
+      ctx.addIssue({ code: 'invalid_type', expected: 'string', input: undefined, message: "missing parameter 'secret'", path: ['secret'] });
+      return z.NEVER;
+    }
     const nameErr = dnsNameError(k.name);
     if (nameErr) ctx.addIssue({ code: 'custom', message: `Cannot make D2TsigKey: ${nameErr}`, path: [] }); // Kea: at the key's map
     // The algorithm table lives with TSIG itself (src/dns/tsig.ts); names match case-insensitively, as Kea's.
@@ -55,9 +74,14 @@ export const TsigKeySchema = z
         ctx.addIssue({ code: 'custom', message: `tsig-key: digest-bits too large : (${alg} produces ${info.bits} bits)`, path: ['digest-bits'] });
       }
     }
-    const dec = decodeKeaBase64(k.secret);
-    if (!dec.ok) ctx.addIssue({ code: 'custom', message: `Cannot make D2TsigKey: ${dec.error}`, path: [] }); // Kea: at the key's map
-    return { ...foldComment(k, ctx), algorithm: alg ?? (k.algorithm as TsigAlgorithm) };
+    const dec = decodeKeaBase64(secret ?? '');
+    if (!dec.ok) {
+      // Never echo a file's content: config-set could name any file the daemon can read.
+      const fromFile = k['secret-file'] !== undefined;
+      const message = fromFile ? `Cannot make D2TsigKey: the content of '${k['secret-file']}' is not a base64 secret` : `Cannot make D2TsigKey: ${dec.error}`;
+      ctx.addIssue({ code: 'custom', message, path: fromFile ? ['secret-file'] : [] }); // Kea: at the key's map
+    }
+    return { ...foldComment(k, ctx), secret: secret ?? '', algorithm: alg ?? (k.algorithm as TsigAlgorithm) };
   });
 
 export type TsigKeyConfig = z.output<typeof TsigKeySchema>;

@@ -8,6 +8,7 @@
  * commands, so d2box has them not either.
  */
 import { writeFile } from 'node:fs/promises';
+import { checkConfigWrite } from '../config/path-policy.js';
 import type { HooksManager } from '../hooks/hooks-manager.js';
 import { HookLibraryError } from '../hooks/library-host.js';
 import { syncHookStats } from '../stats/hook-stats.js';
@@ -102,8 +103,15 @@ export function registerD2Commands(mgr: CommandMgr, ctx: D2CommandContext): void
         filename = args.filename;
       }
     }
-    if (filename === '') filename = ctx.configFile();
-    if (filename === '') return err('Unable to determine filename.Please specify filename explicitly.');
+    if (filename === '') {
+      filename = ctx.configFile();
+      if (filename === '') return err('Unable to determine filename.Please specify filename explicitly.');
+    } else {
+      // Kea 3.x (CVE-2025-32802): only next to the configuration file; nothing is written elsewhere.
+      const allowed = checkConfigWrite(ctx.configFile(), filename);
+      if (!allowed.ok) return err(`not allowed to write config into ${filename}: ${allowed.error}`);
+      filename = allowed.path;
+    }
     const text = JSON.stringify(ctx.configJson(), null, 2) + '\n';
     try {
       await writeFile(filename, text, { mode: 0o600 });

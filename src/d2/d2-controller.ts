@@ -11,15 +11,18 @@
  * configuration and rolled back when it is rejected), and the exit value
  * (`shutdown`'s `exit-value`, 1 when the first configuration fails).
  */
+import { existsSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { parseD2Config } from '../config/d2-config.js';
+import { d2ConfigToJson, parseD2Config } from '../config/d2-config.js';
 import type { D2Config } from '../config/d2-config.js';
+import type { ControlSocketEntry } from '../config/control-sockets.js';
+import { enforcePathPolicy } from '../config/path-policy.js';
 import type { LoggerConfig } from '../config/loggers.js';
 import { CONTROL_RESULT_ERROR, CONTROL_RESULT_SUCCESS, createAnswer, type Answer } from '../control/answer.js';
 import { CommandMgr } from '../control/command-mgr.js';
 import { APP_NAME, registerD2Commands } from '../control/d2-commands.js';
-import { UnixCommandSocket } from '../control/unix-command-socket.js';
+import { ControlChannel } from '../control/control-channel.js';
 import { LogPipeline } from '../log/log-pipeline.js';
 import { HooksManager } from '../hooks/hooks-manager.js';
 import { LibraryHost } from '../hooks/library-host.js';
@@ -53,7 +56,7 @@ export class D2Controller {
   private logs: LogPipeline | undefined;
   private loggersInForce: LoggerConfig[] = [];
   private commands: CommandMgr | undefined;
-  private controlSocket: UnixCommandSocket | undefined;
+  private controlChannel: ControlChannel | undefined;
   private startedAt = Date.now();
   private lastCommit: number | undefined;
   private exitValue = 0;
@@ -93,6 +96,8 @@ export class D2Controller {
 
   /** -c: runs until SIGTERM or SIGINT; the exit code. */
   async run(file: string): Promise<number> {
+    // Kea 3.x: no group write, nothing for others, on every file and socket the daemon creates.
+    process.umask(process.umask() | 0o027);
     this.configFile = file;
     this.startedAt = Date.now();
     this.logs = new LogPipeline({ verbose: this.options.verbose }).install();
@@ -209,76 +214,69 @@ export class D2Controller {
 
   /** config-set: Kea-JSON text of `{"DhcpDdns": ...}` → applied, or rejected with the old configuration kept. */
   private async applyText(text: string, source: string): Promise<Answer> {
-    const parsed = parseD2Config(text, { file: source, allowInclude: false });
+    const parsed = policedConfig(parseD2Config(text, { file: source, allowInclude: false }));
     if (!parsed.ok) {
       this.log.error('DHCP_DDNS_CONFIG_FAIL', `DHCP-DDNS: error processing configuration: ${parsed.error}`);
       return createAnswer(CONTROL_RESULT_ERROR, parsed.error);
     }
-    const d2 = (parsed.json as { DhcpDdns?: { 'hooks-libraries'?: HookLibraryConfigInput[] } }).DhcpDdns ?? {};
-    const r = await this.applyParsed({ json: parsed.json, config: parsed.config, hooksLibraries: d2['hooks-libraries'] ?? [] });
+    const r = await this.applyParsed(parsed);
     return r.ok ? createAnswer(CONTROL_RESULT_SUCCESS, 'Configuration applied successfully.') : createAnswer(CONTROL_RESULT_ERROR, r.error);
   }
 
   /** config-test: parsed and the hook libraries' versions checked (as -t), nothing applied. */
   private async testText(text: string, source: string): Promise<Answer> {
-    const parsed = parseD2Config(text, { file: source, allowInclude: false });
+    const parsed = policedConfig(parseD2Config(text, { file: source, allowInclude: false }));
     if (!parsed.ok) {
       this.log.error('DHCP_DDNS_CONFIG_CHECK_FAIL', `DHCP-DDNS: error checking configuration: ${parsed.error}`);
       return createAnswer(CONTROL_RESULT_ERROR, parsed.error);
     }
-    const d2 = (parsed.json as { DhcpDdns?: { 'hooks-libraries'?: HookLibraryConfigInput[] } }).DhcpDdns ?? {};
-    const errors = await new HooksManager({ baseDir: process.cwd() }).validateLibraries(d2['hooks-libraries'] ?? []);
+    const errors = await new HooksManager({ baseDir: process.cwd() }).validateLibraries(parsed.hooksLibraries);
     if (errors.length > 0) return createAnswer(CONTROL_RESULT_ERROR, errors.join('; '));
     this.log.info('DCTL_CONFIG_CHECK_COMPLETE', 'server has completed configuration check');
     return createAnswer(CONTROL_RESULT_SUCCESS, 'Configuration check successful');
   }
 
   /**
-   * Opens, moves or closes the control socket to match `control-socket`, as
-   * Kea's reconfigureCommandChannel after a configuration is committed. A
-   * socket that cannot be opened fails the configuration, as in Kea (at start
-   * the daemon exits 1); the socket in force, if any, stays open then.
+   * Opens what `control-socket` and `control-sockets` add
+   * (src/control/control-channel.ts) before the configuration is applied, so
+   * that a socket that cannot be opened fails the configuration with nothing
+   * of it in force (at start the daemon exits 1) and the sockets in force keep
+   * serving; committed with the configuration, as Kea's reconfigureCommandChannel.
    *
    * Test knobs (environment): D2BOX_CONTROL_TIMEOUT_MS (Kea's 10 s per
    * connection) and D2BOX_CONTROL_MAX_REQUEST_BYTES (16 MiB).
    */
-  private async reconfigureControlSocket(config: D2Config): Promise<string | undefined> {
-    const wanted = config['control-socket']?.['socket-name'];
-    if (this.controlSocket?.path === wanted) return undefined;
-    if (wanted === undefined || !this.commands) {
-      await this.closeControlSocket();
-      return undefined;
+  private async prepareControlSockets(config: D2Config): Promise<
+    { ok: true; commit: () => Promise<string | undefined>; abort: () => Promise<void> } | { ok: false; error: string }
+  > {
+    if (!this.commands) return { ok: true, commit: async () => undefined, abort: async () => {} };
+    if (!this.controlChannel) {
+      const commands = this.commands;
+      const stats = this.process!.stats;
+      const env = (name: string) => {
+        const n = Number(process.env[name]);
+        return Number.isInteger(n) && n > 0 ? n : undefined;
+      };
+      const timeoutMs = env('D2BOX_CONTROL_TIMEOUT_MS');
+      const maxRequestBytes = env('D2BOX_CONTROL_MAX_REQUEST_BYTES');
+      this.controlChannel = new ControlChannel({
+        process: (req) => commands.processCommand(req),
+        // d2box's own statistics (Kea's D2 has none for its control channel).
+        count: (event) => stats.addValue(`control-channel-${event}`),
+        ...(timeoutMs ? { timeoutMs } : {}),
+        ...(maxRequestBytes ? { maxRequestBytes } : {}),
+      });
     }
-    const commands = this.commands;
-    const env = (name: string) => {
-      const n = Number(process.env[name]);
-      return Number.isInteger(n) && n > 0 ? n : undefined;
-    };
-    const timeoutMs = env('D2BOX_CONTROL_TIMEOUT_MS');
-    const maxRequestBytes = env('D2BOX_CONTROL_MAX_REQUEST_BYTES');
-    const sock = new UnixCommandSocket({
-      path: wanted,
-      process: (req) => commands.processCommand(req),
-      ...(timeoutMs ? { timeoutMs } : {}),
-      ...(maxRequestBytes ? { maxRequestBytes } : {}),
-    });
-    try {
-      await sock.open();
-    } catch (e) {
-      const error = `could not open the control socket ${wanted}: ${(e as Error).message}`;
-      this.log.error('DCTL_CONTROL_SOCKET_OPEN_FAILED', error);
-      return error;
-    }
-    // Not awaited: the command that moved the socket is answered on the old one.
-    void this.closeControlSocket();
-    this.controlSocket = sock;
-    return undefined;
+    const old = config['control-socket'];
+    const entries: ControlSocketEntry[] = [
+      ...(old ? [{ 'socket-type': 'unix' as const, 'socket-name': old['socket-name'] }] : []),
+      ...(config['control-sockets'] ?? []),
+    ];
+    return this.controlChannel.prepare(entries);
   }
 
   private async closeControlSocket(): Promise<void> {
-    const sock = this.controlSocket;
-    this.controlSocket = undefined;
-    await sock?.close();
+    await this.controlChannel?.close();
   }
 
   /** Kea's loggers: applied before a configuration so its processing is logged where it says. */
@@ -308,16 +306,21 @@ export class D2Controller {
     const d2 = this.process!;
     const previousLoggers = this.loggersInForce;
     const loggers = (input.config as { loggers?: LoggerConfig[] }).loggers ?? [];
+    const newLogFiles = logFilesNotYetThere(loggers);
     this.applyLoggers(loggers);
-    const applied = await d2.configure(input);
+    const sockets = await this.prepareControlSockets(input.config);
+    const applied = sockets.ok ? await d2.configure(input) : sockets;
     if (!applied.ok) {
+      if (sockets.ok) await sockets.abort();
       this.applyLoggers(previousLoggers);
+      // A refused configuration leaves nothing behind (Kea 3.x), not even the log files it named.
+      for (const f of newLogFiles) rmSync(f, { force: true });
       this.log.error('DHCP_DDNS_CONFIG_FAIL', `DHCP-DDNS: configuration rejected, the configuration in force stays: ${applied.error}`);
       return applied;
     }
     this.loggersInForce = loggers;
     this.lastCommit = Date.now();
-    const socketError = await this.reconfigureControlSocket(input.config);
+    const socketError = sockets.ok ? await sockets.commit() : undefined;
     if (socketError) return { ok: false, error: socketError };
     const n = d2.hooks.getLibraryNames().length;
     this.log.info('DCTL_CONFIG_COMPLETE', `server has completed configuration: ${n} hook librar${n === 1 ? 'y' : 'ies'} loaded, listening on ${input.config['ip-address']} port ${input.config.port}`);
@@ -333,9 +336,26 @@ export class D2Controller {
     } catch (err) {
       return { ok: false, error: `Unable to open file ${file}: ${(err as Error).message}` };
     }
-    const parsed = parseD2Config(text, { file, baseDir: dirname(file) });
-    if (!parsed.ok) return { ok: false, error: parsed.error };
-    const d2 = (parsed.json as { DhcpDdns?: { 'hooks-libraries'?: HookLibraryConfigInput[] } }).DhcpDdns ?? {};
-    return { ok: true, json: parsed.json, config: parsed.config, hooksLibraries: d2['hooks-libraries'] ?? [] };
+    return policedConfig(parseD2Config(text, { file, baseDir: dirname(file) }));
   }
+}
+
+/** The log files `loggers` would create; the rotated copies (`.1`…) only come later. */
+function logFilesNotYetThere(loggers: LoggerConfig[]): string[] {
+  const files = loggers.flatMap((l) => (l.output_options ?? []).map((o) => o.output)).filter((o) => !/^(stdout|stderr|syslog(:.*)?)$/.test(o));
+  return [...new Set(files)].filter((f) => !existsSync(f));
+}
+
+/**
+ * A parsed configuration after Kea 3.x's path rules (config/path-policy.ts):
+ * refused before any library is imported, socket bound or log file opened.
+ */
+function policedConfig(parsed: ReturnType<typeof parseD2Config>):
+  | { ok: true; json: unknown; config: D2Config; hooksLibraries: HookLibraryConfigInput[] }
+  | { ok: false; error: string } {
+  if (!parsed.ok) return { ok: false, error: parsed.error };
+  const policed = enforcePathPolicy(parsed.config);
+  if (!policed.ok) return policed;
+  const json = d2ConfigToJson(policed.config);
+  return { ok: true, json, config: policed.config, hooksLibraries: (json.DhcpDdns as { 'hooks-libraries': HookLibraryConfigInput[] })['hooks-libraries'] };
 }
