@@ -9,7 +9,7 @@
  * `digRecords` / `readZone` read what BIND serves, through `dig`, never through
  * d2box's own code.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -52,6 +52,10 @@ export interface Bind9Server {
   /** Everything named wrote to stderr so far (its log, with -g). */
   log(): string;
   stop(): Promise<void>;
+  /** A DNS outage: named stopped (SIGTERM, by PID), its zones and journals kept. */
+  halt(): Promise<void>;
+  /** named started again on the same port and files, once it answers for every zone (`pid` is then the new one). */
+  resume(): Promise<void>;
 }
 
 export interface DigRecord {
@@ -147,23 +151,44 @@ async function startOnce(opts: Bind9Options): Promise<Bind9Server> {
     throw new Error(`named-checkconf failed: ${check.stdout}${check.stderr}`);
   }
 
-  const child = spawn(...wrapCommand(opts.wrap, 'named', ['-g', '-n', '1', '-c', conf]), { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (d: string) => {
-    if (log.length < 1_000_000) log += d;
-  });
-  const pid = child.pid;
+  const launch = () => {
+    const c = spawn(...wrapCommand(opts.wrap, 'named', ['-g', '-n', '1', '-c', conf]), { stdio: ['ignore', 'ignore', 'pipe'] });
+    c.stderr!.setEncoding('utf8');
+    c.stderr!.on('data', (d: string) => {
+      if (log.length < 1_000_000) log += d;
+    });
+    return c;
+  };
+  let child = launch();
+  let pid = child.pid;
   if (pid === undefined) {
     rmSync(dir, { recursive: true, force: true });
     throw new Error('named did not start');
   }
   const stop = async () => {
-    await stopChild(child, pid);
+    await stopChild(child, pid!);
     rmSync(dir, { recursive: true, force: true });
   };
+  const halt = () => stopChild(child, pid!);
+  const resume = async () => {
+    await halt();
+    child = launch();
+    pid = child.pid;
+    if (pid === undefined) throw new Error('named did not start again');
+    if (!(await answersEveryZone(child, port, opts))) throw new Error(`named did not come back on port ${port}:\n${log.slice(-3000)}`);
+  };
 
-  // Wait until it answers for every zone: bounded attempts, each bounded in time.
+  if (!(await answersEveryZone(child, port, opts))) {
+    const text = log;
+    await stop();
+    throw new Error(`named did not come up on port ${port}:\n${text.slice(-3000)}`);
+  }
+  return { port, get pid() { return pid!; }, dir, log: () => log, stop, halt, resume };
+}
+
+/** Waits until named answers for every zone: bounded attempts, each bounded in time. */
+async function answersEveryZone(child: ChildProcess, port: number, opts: Bind9Options): Promise<boolean> {
   const deadline = Date.now() + 20_000;
   let ready = false;
   for (let i = 0; i < 100 && Date.now() < deadline && child.exitCode === null; i++) {
@@ -175,12 +200,7 @@ async function startOnce(opts: Bind9Options): Promise<Bind9Server> {
     if (all) { ready = true; break; }
     await new Promise((r) => setTimeout(r, 100));
   }
-  if (!ready) {
-    const text = log;
-    await stop();
-    throw new Error(`named did not come up on port ${port}:\n${text.slice(-3000)}`);
-  }
-  return { port, pid, dir, log: () => log, stop };
+  return ready;
 }
 
 /** Starts named; retries with another port if the chosen one was taken meanwhile. */
