@@ -82,6 +82,8 @@ export class NcrRetryMgr {
    * the first waiting one is the oldest.
    */
   private readonly entries = new Map<number, RetryEntry>();
+  /** The same entries by name (`d:` DHCID, `f:` lower-case FQDN): finding an NCR's namesakes costs no scan. */
+  private readonly byName = new Map<string, Set<RetryEntry>>();
   private waitingCount = 0;
   private waitingBytes = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -125,7 +127,7 @@ export class NcrRetryMgr {
     const retry = done.status === 'failed' && done.transaction?.unanswered === true && this.policy.enabled && !this.stopped;
     if (!retry) {
       if (entry) {
-        this.entries.delete(seq);
+        this.forget(entry);
         if (done.status === 'completed') {
           this.log.info('DHCP_DDNS_NCR_RETRY_SUCCEEDED', `DHCP_DDNS Request ID ${done.ncr.dhcidHex}: ${done.ncr.fqdn} ${done.ncr.ipAddress} done at attempt ${entry.failedAttempts + 1}`);
         }
@@ -166,7 +168,13 @@ export class NcrRetryMgr {
       if (e.waiting) this.end(e, 'shutdown', 'the server shut down while the NCR waited to be retried');
     }
     this.entries.clear();
+    this.byName.clear();
     this.publishWaiting();
+  }
+
+  private forget(e: RetryEntry): void {
+    this.entries.delete(e.seq);
+    this.index(e, false);
   }
 
   private newEntry(ncr: NameChangeRequest, seq: number): RetryEntry {
@@ -182,31 +190,55 @@ export class NcrRetryMgr {
       waiting: false,
     };
     this.entries.set(seq, e);
+    this.index(e, true);
     return e;
   }
 
   /** A newer NCR for e's name queued or waiting. */
   private newerExists(e: RetryEntry): boolean {
-    for (const w of this.entries.values()) if (w.waiting && w.seq > e.seq && sameName(w, e.ncr, e.fqdnKey)) return true;
+    for (const w of this.namesakes(e.ncr.dhcidHex, e.fqdnKey)) if (w.waiting && w.seq > e.seq) return true;
     const q = this.queue;
-    for (let i = 0; i < q.size; i++) if (q.seqAt(i) > e.seq && sameNcrName(q.peekAt(i), e.ncr, e.fqdnKey)) return true;
+    for (let i = 0; i < q.size; i++) if (q.seqAt(i) > e.seq && sameName(q.peekAt(i), e.ncr.dhcidHex, e.fqdnKey)) return true;
     return false;
   }
 
   /** Ends the retries (waiting or queued again) for ncr's name received before `seq`. */
   private supersedeOlder(ncr: NameChangeRequest, seq: number, why: string): void {
-    const key = ncr.fqdn.toLowerCase();
-    for (const e of [...this.entries.values()]) {
-      if (e.waiting && e.seq < seq && sameName(e, ncr, key)) this.end(e, 'superseded', why);
+    const older = this.namesakes(ncr.dhcidHex, ncr.fqdn.toLowerCase()).filter((e) => e.seq < seq);
+    let queued = 0;
+    for (const e of older) {
+      if (e.waiting) this.end(e, 'superseded', why);
+      else queued++;
     }
+    // Those not waiting are queued again (to be taken out) or running (left to end).
     const q = this.queue;
-    for (let i = q.size - 1; i >= 0; i--) {
-      const s = q.seqAt(i);
-      if (s >= seq) continue;
-      const e = this.entries.get(s);
-      if (e && sameName(e, ncr, key)) {
+    for (let i = q.size - 1; i >= 0 && queued > 0; i--) {
+      const e = this.entries.get(q.seqAt(i));
+      if (e && older.includes(e)) {
+        queued--;
         q.dequeueAt(i);
         this.end(e, 'superseded', why);
+      }
+    }
+  }
+
+  /** The entries with this DHCID or this (lower-case) FQDN. */
+  private namesakes(dhcidHex: string, fqdnKey: string): RetryEntry[] {
+    const a = this.byName.get(`d:${dhcidHex}`);
+    const b = this.byName.get(`f:${fqdnKey}`);
+    if (!a && !b) return [];
+    return [...new Set([...(a ?? []), ...(b ?? [])])];
+  }
+
+  private index(e: RetryEntry, add: boolean): void {
+    for (const k of [`d:${e.ncr.dhcidHex}`, `f:${e.fqdnKey}`]) {
+      let set = this.byName.get(k);
+      if (add) {
+        if (!set) this.byName.set(k, (set = new Set()));
+        set.add(e);
+      } else if (set) {
+        set.delete(e);
+        if (set.size === 0) this.byName.delete(k);
       }
     }
   }
@@ -243,7 +275,7 @@ export class NcrRetryMgr {
 
   private end(e: RetryEntry, reason: FailureReason, detail: string, transaction?: TransactionOutcome): void {
     this.leaveWaiting(e);
-    this.entries.delete(e.seq);
+    this.forget(e);
     if (reason === 'superseded') {
       this.stats.addValue('d2box.ncr-superseded');
       this.log.info('DHCP_DDNS_NCR_SUPERSEDED', `DHCP_DDNS Request ID ${e.ncr.dhcidHex}: ${e.ncr.fqdn} ${e.ncr.ipAddress}: ${detail}`);
@@ -308,12 +340,8 @@ export class NcrRetryMgr {
   }
 }
 
-function sameName(e: RetryEntry, ncr: NameChangeRequest, fqdnKey: string): boolean {
-  return e.ncr.dhcidHex === ncr.dhcidHex || e.fqdnKey === fqdnKey;
-}
-
-function sameNcrName(a: NameChangeRequest, b: NameChangeRequest, bKey: string): boolean {
-  return a.dhcidHex === b.dhcidHex || a.fqdn.toLowerCase() === bKey;
+function sameName(ncr: NameChangeRequest, dhcidHex: string, fqdnKey: string): boolean {
+  return ncr.dhcidHex === dhcidHex || (ncr.fqdn.length === fqdnKey.length && ncr.fqdn.toLowerCase() === fqdnKey);
 }
 
 const seconds = (ms: number) => Math.round(ms / 100) / 10;
