@@ -151,32 +151,35 @@ async function startOnce(opts: Bind9Options): Promise<Bind9Server> {
     throw new Error(`named-checkconf failed: ${check.stdout}${check.stderr}`);
   }
 
+  const child = spawn(...wrapCommand(opts.wrap, 'named', ['-g', '-n', '1', '-c', conf]), { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
-  const launch = () => {
-    const c = spawn(...wrapCommand(opts.wrap, 'named', ['-g', '-n', '1', '-c', conf]), { stdio: ['ignore', 'ignore', 'pipe'] });
-    c.stderr!.setEncoding('utf8');
-    c.stderr!.on('data', (d: string) => {
-      if (log.length < 1_000_000) log += d;
-    });
-    return c;
-  };
-  let child = launch();
-  let pid = child.pid;
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (d: string) => {
+    if (log.length < 1_000_000) log += d;
+  });
+  const pid = child.pid;
   if (pid === undefined) {
     rmSync(dir, { recursive: true, force: true });
     throw new Error('named did not start');
   }
-  const stop = async () => {
-    await stopChild(child, pid!);
-    rmSync(dir, { recursive: true, force: true });
-  };
-  const halt = () => stopChild(child, pid!);
+
+  // The named running now: halt() and resume() replace it.
+  let current = { child, pid };
+  const halt = () => stopChild(current.child, current.pid);
   const resume = async () => {
     await halt();
-    child = launch();
-    pid = child.pid;
-    if (pid === undefined) throw new Error('named did not start again');
-    if (!(await answersEveryZone(child, port, opts))) throw new Error(`named did not come back on port ${port}:\n${log.slice(-3000)}`);
+    const again = spawn(...wrapCommand(opts.wrap, 'named', ['-g', '-n', '1', '-c', conf]), { stdio: ['ignore', 'ignore', 'pipe'] });
+    again.stderr!.setEncoding('utf8');
+    again.stderr!.on('data', (d: string) => {
+      if (log.length < 1_000_000) log += d;
+    });
+    if (again.pid === undefined) throw new Error('named did not start again');
+    current = { child: again, pid: again.pid };
+    if (!(await answersEveryZone(again, port, opts))) throw new Error(`named did not come back on port ${port}:\n${log.slice(-3000)}`);
+  };
+  const stop = async () => {
+    await halt();
+    rmSync(dir, { recursive: true, force: true });
   };
 
   if (!(await answersEveryZone(child, port, opts))) {
@@ -184,7 +187,7 @@ async function startOnce(opts: Bind9Options): Promise<Bind9Server> {
     await stop();
     throw new Error(`named did not come up on port ${port}:\n${text.slice(-3000)}`);
   }
-  return { port, get pid() { return pid!; }, dir, log: () => log, stop, halt, resume };
+  return { port, get pid() { return current.pid; }, dir, log: () => log, stop, halt, resume };
 }
 
 /** Waits until named answers for every zone: bounded attempts, each bounded in time. */
