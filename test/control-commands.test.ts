@@ -237,6 +237,8 @@ describe('the socket file and shutdown', () => {
         // drain_first must serve all three within the shutdown bound (5 s).
         const { d, port } = await start({
           'dns-server-timeout': type === 'drain_first' ? 100 : 1000,
+          // Kea's single attempt, whose shutdown types this checks (no NCR waits to be retried).
+          'd2box-retry-unanswered': false,
           'forward-ddns': { 'ddns-domains': [{ name: 'dead.test.', 'dns-servers': [{ 'ip-address': '127.0.0.1', port: dead.port }] }] },
         });
         // Three NCRs for one DHCID run one after the other: one in flight, two queued.

@@ -85,6 +85,9 @@ describe('the daemon\'s D2 statistics', () => {
         'ip-address': '127.0.0.1',
         port,
         'dns-server-timeout': 200,
+        // Kea's single attempt: the dead server's NCR must end, and no retry in the background may
+        // move a counter after statistic-reset-all.
+        'd2box-retry-unanswered': false,
         'control-socket': { 'socket-type': 'unix', 'socket-name': join(tmp.dir, 'sock') },
         'tsig-keys': [
           { name: 'stats.key', algorithm: 'HMAC-SHA256', secret },

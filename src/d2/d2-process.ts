@@ -21,6 +21,10 @@
  * which the DNS client is closed and they end failed (`stopped`); then the hook
  * libraries are unloaded.
  *
+ * An NCR no DNS server answered is tried again (NcrRetryMgr, `d2box-retry-*`
+ * keys); it ends — one `ncr-done` — only when it succeeds, fails definitely,
+ * is replaced by a newer NCR for its name, or is given up.
+ *
  * Every NCR ends in exactly one `ncr-done` event and is counted: Kea's
  * `ncr-received`, `ncr-invalid`, `ncr-error`, `queue-mgr-queue-full` and
  * `update-*` statistics, plus d2box's `d2box.ncr-completed`,
@@ -28,6 +32,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { D2Config } from '../config/d2-config.js';
+import { ncrRetryPolicy } from '../config/ncr-retry-config.js';
 import { DnsClient } from '../dns/dns-client.js';
 import { TsigKey } from '../dns/tsig.js';
 import { HooksLoadError, HooksManager } from '../hooks/hooks-manager.js';
@@ -40,6 +45,7 @@ import { StatsMgr } from '../stats/stats-mgr.js';
 import { D2QueueMgr, MAX_QUEUE_DEFAULT } from './d2-queue-mgr.js';
 import { D2UpdateMgr, MAX_TRANSACTIONS_DEFAULT, type NcrDone } from './d2-update-mgr.js';
 import { tsigKeyStatName, type FailureReason } from './name-change-transaction.js';
+import { NcrRetryMgr } from './ncr-retry-mgr.js';
 
 export const NCR_OUTCOME_STATS = ['d2box.ncr-completed', 'd2box.ncr-failed'] as const;
 export const FAILURE_REASONS: readonly FailureReason[] = [
@@ -55,6 +61,9 @@ export const FAILURE_REASONS: readonly FailureReason[] = [
   'stopped',
   'shutdown',
   'model-error',
+  'superseded',
+  'retry-expired',
+  'retry-overflow',
 ];
 export const failureStatName = (reason: FailureReason): string => `d2box.ncr-failed.${reason}`;
 
@@ -91,6 +100,7 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
   readonly stats: StatsMgr;
   readonly queueMgr: D2QueueMgr;
   readonly updateMgr: D2UpdateMgr;
+  readonly retryMgr: NcrRetryMgr;
   private readonly log: Logger;
   private readonly shutdownTimeoutMs: number;
   private readonly dnsClient = new DnsClient();
@@ -118,7 +128,16 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
       queue: this.queueMgr,
       maxTransactions: opts.maxTransactions ?? MAX_TRANSACTIONS_DEFAULT,
       log: this.log,
-      onDone: (done) => this.ncrDone(done),
+      onDone: (done) => {
+        if (!this.retryMgr.ended(done)) this.ncrDone(done);
+      },
+    });
+    this.retryMgr = new NcrRetryMgr({
+      queue: this.queueMgr,
+      stats: this.stats,
+      log: this.log,
+      onFinal: (done) => this.ncrDone(done),
+      onRequeued: () => this.updateMgr.sweep(),
     });
   }
 
@@ -146,7 +165,10 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
       this.ncrDone({ ncr, status: 'failed', reason: 'shutdown', detail: 'the server is shutting down' });
       return;
     }
-    if (this.queueMgr.enqueue(ncr)) this.updateMgr.sweep();
+    if (this.queueMgr.enqueue(ncr)) {
+      this.retryMgr.received(ncr);
+      this.updateMgr.sweep();
+    }
   }
 
   /**
@@ -225,6 +247,7 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
           log: new Logger('d2-to-dns'),
         },
       });
+      this.retryMgr.configure(ncrRetryPolicy(cfg));
       declareKeyStats(this.stats, [...keys.keys()].map(tsigKeyStatName));
       this.current = input;
       return { ok: true };
@@ -292,6 +315,7 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
     this.listener = undefined;
     if (type === 'drain_first') await this.drain();
     this.updateMgr.pause();
+    this.retryMgr.stop();
     for (const ncr of this.queueMgr.clear()) {
       this.ncrDone({ ncr, status: 'failed', reason: 'shutdown', detail: 'the server shut down before the request was processed' });
     }

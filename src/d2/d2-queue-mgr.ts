@@ -10,6 +10,10 @@
  * Kea does), handed to `onRefused` so it ends failed with reason `queue-full`,
  * and logged (the first refusals of an overload one by one, then a summary
  * when the queue has room again). None disappears silently.
+ *
+ * Each entry carries its receipt number (`seqAt`): the order NCRs arrived in,
+ * kept by an NCR that is queued again for a retry (`requeue`), so that the
+ * retry manager can tell which of two NCRs for one name is the newer.
  */
 import { Logger } from '../log/logger.js';
 import type { NameChangeRequest } from '../ncr/name-change-request.js';
@@ -31,6 +35,9 @@ export interface D2QueueMgrOptions {
 export class D2QueueMgr {
   readonly maxQueueSize: number;
   private readonly queue: NameChangeRequest[] = [];
+  /** Receipt numbers, parallel to `queue`. */
+  private readonly seqs: number[] = [];
+  private lastSeq = 0;
   private readonly stats: StatsMgr;
   private readonly onRefused: (ncr: NameChangeRequest) => void;
   private readonly log: Logger;
@@ -54,6 +61,7 @@ export class D2QueueMgr {
   enqueue(ncr: NameChangeRequest): boolean {
     if (this.queue.length < this.maxQueueSize) {
       this.queue.push(ncr);
+      this.seqs.push(++this.lastSeq);
       this.endEpisodeIfAny();
       return true;
     }
@@ -69,6 +77,20 @@ export class D2QueueMgr {
     return false;
   }
 
+  /** Queues an NCR again under its first receipt number; false (nothing counted) when full. */
+  requeue(ncr: NameChangeRequest, seq: number): boolean {
+    if (this.queue.length >= this.maxQueueSize) return false;
+    this.queue.push(ncr);
+    this.seqs.push(seq);
+    return true;
+  }
+
+  /** The receipt number of the entry at `index`. */
+  seqAt(index: number): number {
+    this.peekAt(index);
+    return this.seqs[index]!;
+  }
+
   peekAt(index: number): NameChangeRequest {
     const ncr = this.queue[index];
     if (!ncr) throw new RangeError(`D2QueueMgr peek beyond end of queue attempted index: ${index} queue size: ${this.queue.length}`);
@@ -78,6 +100,7 @@ export class D2QueueMgr {
   dequeueAt(index: number): NameChangeRequest {
     const ncr = this.peekAt(index);
     this.queue.splice(index, 1);
+    this.seqs.splice(index, 1);
     if (this.queue.length < this.maxQueueSize) this.endEpisodeIfAny();
     return ncr;
   }
@@ -85,6 +108,7 @@ export class D2QueueMgr {
   /** Empties the queue, returning what it held (Kea's clearQueue; the caller accounts for them). */
   clear(): NameChangeRequest[] {
     const all = this.queue.splice(0, this.queue.length);
+    this.seqs.length = 0;
     this.endEpisodeIfAny();
     return all;
   }

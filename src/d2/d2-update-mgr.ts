@@ -42,6 +42,8 @@ export interface NcrDone {
   detail?: string;
   /** Present when a transaction ran. */
   transaction?: TransactionOutcome;
+  /** The NCR's receipt number in the queue (D2QueueMgr.seqAt), when it came through the queue. */
+  seq?: number;
 }
 
 /** What the manager needs from a configuration. */
@@ -145,15 +147,16 @@ export class D2UpdateMgr {
     for (let i = 0; i < n; i++) {
       const ncr = this.queue.peekAt(i);
       if (!this.transactions.has(ncr.dhcidHex)) {
+        const seq = this.queue.seqAt(i);
         this.queue.dequeueAt(i);
-        this.makeTransaction(ncr);
+        this.makeTransaction(ncr, seq);
         return true;
       }
     }
     return false;
   }
 
-  private makeTransaction(received: NameChangeRequest): void {
+  private makeTransaction(received: NameChangeRequest, seq: number): void {
     const p = this.prepared!;
     let ncr = received;
     let forward: DdnsDomainConfig | undefined;
@@ -165,7 +168,7 @@ export class D2UpdateMgr {
       } else {
         forward = p.forward.match(ncr.fqdn);
         if (!forward) {
-          this.fail(received, 'no-forward-match', `no forward domain matches ${ncr.fqdn}`, 'DHCP_DDNS_NO_FWD_MATCH_ERROR');
+          this.fail(received, seq, 'no-forward-match', `no forward domain matches ${ncr.fqdn}`, 'DHCP_DDNS_NO_FWD_MATCH_ERROR');
           return;
         }
       }
@@ -179,29 +182,29 @@ export class D2UpdateMgr {
         try {
           revName = reverseIpAddress(ncr.ipAddress);
         } catch (e) {
-          this.fail(received, 'no-reverse-match', (e as Error).message, 'DHCP_DDNS_NO_REV_MATCH_ERROR');
+          this.fail(received, seq, 'no-reverse-match', (e as Error).message, 'DHCP_DDNS_NO_REV_MATCH_ERROR');
           return;
         }
         reverse = p.reverse.match(revName);
         if (!reverse) {
-          this.fail(received, 'no-reverse-match', `no reverse domain matches ${revName}`, 'DHCP_DDNS_NO_REV_MATCH_ERROR');
+          this.fail(received, seq, 'no-reverse-match', `no reverse domain matches ${revName}`, 'DHCP_DDNS_NO_REV_MATCH_ERROR');
           return;
         }
       }
     }
     if (!ncr.forwardChange && !ncr.reverseChange) {
-      this.fail(received, 'ddns-disabled', 'neither direction of the NCR is enabled in the configuration', 'DHCP_DDNS_REQUEST_DROPPED');
+      this.fail(received, seq, 'ddns-disabled', 'neither direction of the NCR is enabled in the configuration', 'DHCP_DDNS_REQUEST_DROPPED');
       return;
     }
     const trans = createTransaction(ncr, forward, reverse, p.config.transaction);
     const serial = (this.serial = (this.serial + 1) & 0x3fffffff); // stays a small integer
     this.transactions.set(trans.key, serial);
-    void trans.run().then((outcome) => this.transactionEnded(received, trans, serial, outcome));
+    void trans.run().then((outcome) => this.transactionEnded(received, seq, trans, serial, outcome));
   }
 
-  private transactionEnded(ncr: NameChangeRequest, trans: NameChangeTransaction, serial: number, outcome: TransactionOutcome): void {
+  private transactionEnded(ncr: NameChangeRequest, seq: number, trans: NameChangeTransaction, serial: number, outcome: TransactionOutcome): void {
     if (this.transactions.get(trans.key) === serial) this.transactions.delete(trans.key);
-    const done: NcrDone = { ncr, status: outcome.status, transaction: outcome };
+    const done: NcrDone = { ncr, status: outcome.status, transaction: outcome, seq };
     if (outcome.reason) done.reason = outcome.reason;
     if (outcome.detail) done.detail = outcome.detail;
     this.report(done);
@@ -213,9 +216,9 @@ export class D2UpdateMgr {
     this.sweep();
   }
 
-  private fail(ncr: NameChangeRequest, reason: FailureReason, detail: string, id: string): void {
+  private fail(ncr: NameChangeRequest, seq: number, reason: FailureReason, detail: string, id: string): void {
     this.log.error(id, `DHCP_DDNS Request ID ${ncr.dhcidHex}: ${detail}; request dropped: ${ncr.fqdn} ${ncr.ipAddress}`);
-    this.report({ ncr, status: 'failed', reason, detail });
+    this.report({ ncr, status: 'failed', reason, detail, seq });
   }
 
   private report(done: NcrDone): void {

@@ -93,7 +93,11 @@ export type FailureReason =
   | 'send-error'
   | 'stopped'
   | 'shutdown'
-  | 'model-error';
+  | 'model-error'
+  // Set by the retry manager (ncr-retry-mgr.ts), never by a transaction.
+  | 'superseded'
+  | 'retry-expired'
+  | 'retry-overflow';
 
 export interface TransactionOutcome {
   status: 'completed' | 'failed';
@@ -106,6 +110,12 @@ export interface TransactionOutcome {
   event: string;
   /** Every state entered, in order (for tests and debug logs). */
   trail: string[];
+  /**
+   * Failed with `no-more-servers` and no server of the failing direction gave
+   * any answer: every attempt timed out or hit an I/O error (servers select_key
+   * skipped aside). Nothing definite was said, so the NCR may be tried again.
+   */
+  unanswered?: boolean;
 }
 
 /** What a transaction needs from the process: shared, read-only while it runs. */
@@ -229,6 +239,9 @@ export abstract class NameChangeTransaction {
   /** The last I/O problem and skipped servers, for the failure text when no server is left. */
   private lastIoProblem = '';
   private skipped: string[] = [];
+  /** In the current direction: sends that got no answer, and answers that were unusable (malformed, badly signed). */
+  private unansweredSends = 0;
+  private unusableAnswers = 0;
   private handle: CalloutHandle | undefined;
   private readonly trail: string[] = [];
   private steps: Record<string, StepSpec> | undefined;
@@ -305,6 +318,7 @@ export abstract class NameChangeTransaction {
       const f = this.failure ?? { reason: 'model-error' as const, detail: `failed with ${this.nextEvent}` };
       out.reason = f.reason;
       out.detail = f.detail;
+      if (f.reason === 'no-more-servers' && this.unansweredSends > 0 && this.unusableAnswers === 0) out.unanswered = true;
     }
     return out;
   }
@@ -378,6 +392,8 @@ export abstract class NameChangeTransaction {
       case 'io-error':
       case 'malformed':
       case 'tsig-error':
+        if (outcome.status === 'timeout' || outcome.status === 'io-error') this.unansweredSends++;
+        else this.unusableAnswers++;
         this.lastIoProblem = `${outcome.status} from ${server}: ${outcome.error.message}`;
         this.ctx.log.error(
           outcome.status === 'malformed' || outcome.status === 'tsig-error' ? 'DHCP_DDNS_UPDATE_RESP_CORRUPT' : 'DHCP_DDNS_UPDATE_IO_ERROR',
@@ -446,6 +462,8 @@ export abstract class NameChangeTransaction {
     this.currentServer = undefined;
     this.lastIoProblem = '';
     this.skipped = [];
+    this.unansweredSends = 0;
+    this.unusableAnswers = 0;
   }
 
   /** Kea's selectNextServer: the next server that select_key lets through. */

@@ -9,7 +9,7 @@
  * `digRecords` / `readZone` read what BIND serves, through `dig`, never through
  * d2box's own code.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -53,6 +53,10 @@ export interface Bind9Server {
   /** Everything named wrote to stderr so far (its log, with -g). */
   log(): string;
   stop(): Promise<void>;
+  /** A DNS outage: named stopped (SIGTERM, by PID), its zones and journals kept. */
+  halt(): Promise<void>;
+  /** named started again on the same port and files, once it answers for every zone (`pid` is then the new one). */
+  resume(): Promise<void>;
 }
 
 export interface DigRecord {
@@ -161,12 +165,36 @@ async function startOnce(opts: Bind9Options): Promise<Bind9Server> {
     rmSync(dir, { recursive: true, force: true });
     throw new Error('named did not start');
   }
+
+  // The named running now: halt() and resume() replace it.
+  let current = { child, pid };
+  const halt = () => stopChild(current.child, current.pid);
+  const resume = async () => {
+    await halt();
+    const again = spawn(...wrapCommand(opts.wrap, 'named', ['-g', '-n', '1', '-c', conf]), { stdio: ['ignore', 'ignore', 'pipe'] });
+    again.stderr!.setEncoding('utf8');
+    again.stderr!.on('data', (d: string) => {
+      if (log.length < 1_000_000) log += d;
+    });
+    if (again.pid === undefined) throw new Error('named did not start again');
+    current = { child: again, pid: again.pid };
+    if (!(await answersEveryZone(again, port, opts))) throw new Error(`named did not come back on port ${port}:\n${log.slice(-3000)}`);
+  };
   const stop = async () => {
-    await stopChild(child, pid);
+    await halt();
     rmSync(dir, { recursive: true, force: true });
   };
 
-  // Wait until it answers for every zone: bounded attempts, each bounded in time.
+  if (!(await answersEveryZone(child, port, opts))) {
+    const text = log;
+    await stop();
+    throw new Error(`named did not come up on port ${port}:\n${text.slice(-3000)}`);
+  }
+  return { port, get pid() { return current.pid; }, dir, log: () => log, stop, halt, resume };
+}
+
+/** Waits until named answers for every zone: bounded attempts, each bounded in time. */
+async function answersEveryZone(child: ChildProcess, port: number, opts: Bind9Options): Promise<boolean> {
   const deadline = Date.now() + 20_000;
   let ready = false;
   for (let i = 0; i < 100 && Date.now() < deadline && child.exitCode === null; i++) {
@@ -178,12 +206,7 @@ async function startOnce(opts: Bind9Options): Promise<Bind9Server> {
     if (all) { ready = true; break; }
     await new Promise((r) => setTimeout(r, 100));
   }
-  if (!ready) {
-    const text = log;
-    await stop();
-    throw new Error(`named did not come up on port ${port}:\n${text.slice(-3000)}`);
-  }
-  return { port, pid, dir, log: () => log, stop };
+  return ready;
 }
 
 /** Starts named; retries with another port if the chosen one was taken meanwhile. */
