@@ -53,7 +53,7 @@ const CLASSES: { name: string; fixture: string; variants: Variant[] }[] = [
     variants: [
       { variant: 'not-json', cause: /sent a frame that is not JSON/ },
       { variant: 'unframed', cause: new RegExp(`sent a frame of ${0xff0f6e6f} bytes, over the limit of ${maxFrameBytes}`) },
-      { variant: 'not-a-message', cause: /sent an answer to task \{"valueOf":1\}, which is not running/ },
+      { variant: 'not-a-message', cause: /sent an answer to task \{\\?"valueOf\\?":1\}, which is not running/ },
     ],
   },
   {

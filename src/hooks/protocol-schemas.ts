@@ -137,14 +137,15 @@ function withinBytes(value: unknown, limit: number): boolean {
  * comlink's expose sends it (a plain value, or a thrown error).
  */
 export const IOCallbackAnswerSchema = z.union([
-  z.strictObject({ id: CallId, type: z.literal('RAW'), value: z.unknown() }),
+  // `value` may be missing: a callback returning undefined crosses a process's JSON channel without it.
+  z.strictObject({ id: CallId, type: z.literal('RAW'), value: z.unknown().optional() }),
   z.strictObject({
     id: CallId,
     type: z.literal('HANDLER'),
     name: z.literal('throw'),
     value: z.union([
       z.strictObject({ isError: z.literal(true), value: z.object({ message: z.string(), name: z.string().optional(), stack: z.string().optional() }) }),
-      z.strictObject({ isError: z.literal(false), value: z.unknown() }),
+      z.strictObject({ isError: z.literal(false), value: z.unknown().optional() }),
     ]),
   }),
 ]);
