@@ -5,9 +5,9 @@
  * with a LibraryHandle in `load` and a CalloutHandle in each callout.
  */
 export { HOOKS_VERSION, NextStep } from '../src/hooks/protocol.js';
-export type { NextStepStatus, IOCallback } from '../src/hooks/protocol.js';
+export type { NextStepStatus, IOCallback, StatisticType } from '../src/hooks/protocol.js';
 
-import type { IOCallback, NextStepStatus } from '../src/hooks/protocol.js';
+import type { IOCallback, NextStepStatus, StatisticType } from '../src/hooks/protocol.js';
 
 /** A callout: 0 is success; non-zero is logged by the server and the chain goes on. */
 export type Callout = (handle: CalloutHandle) => number | Promise<number>;
@@ -27,6 +27,44 @@ export interface LibraryHandle {
   getParameterNames(): string[];
   /** The library as configured, e.g. its path. */
   getLibraryName(): string;
+  /** The library's statistics, kept in the server's (see StatsMgr). */
+  readonly statsMgr: StatsMgr;
+}
+
+/**
+ * Kea's StatsMgr, for a library's own statistics: they show in statistic-get,
+ * statistic-get-all and the reset commands beside the server's, under the names
+ * the library gives them (`generateName('server', 1, 'x')` is `server[1].x`).
+ * Calls return at once; updates reach the server at the end of the current turn,
+ * before the result of the callout that made them. A name the server has, or
+ * another library made first, is refused (the server logs it). The statistics
+ * stay while the library is loaded, through restarts of its worker, and go when
+ * it is unloaded. Bounds: LIBRARY_STATS_LIMITS (1000 statistics, names of 255
+ * characters, strings of 1024, 1000 samples each); calls past them throw.
+ */
+export interface StatsMgr {
+  /**
+   * Records a sample, creating the statistic. Its type is `type`, else the one it
+   * has, else a string's or a number's (integer when the number is one, else float).
+   * A duration is given in milliseconds (microsecond resolution, shown "HH:MM:SS.ffffff").
+   */
+  setValue(name: string, value: number | string, type?: StatisticType): void;
+  /** Adds to a number, appends to a string (Kea's addValue); a new statistic starts at `value`. */
+  addValue(name: string, value: number | string, type?: StatisticType): void;
+  /** Removes a statistic of this library (Kea's del); true when this worker had made it. */
+  del(name: string): boolean;
+  /** Clears its samples and records its type's neutral value (0, 0.0, 0 s, ""). */
+  reset(name: string): boolean;
+  removeAll(): void;
+  resetAll(): void;
+  /** Keeps at most `count` samples (at most 1000). */
+  setMaxSampleCount(name: string, count: number): void;
+  /** Keeps samples up to `ageMs` older than the newest (still at most 1000). */
+  setMaxSampleAge(name: string, ageMs: number): void;
+  /** Statistics this worker made (a restarted worker starts from 0). */
+  count(): number;
+  /** Kea's generateName: `context[index].stat`. */
+  generateName(context: string, index: number | string, stat: string): string;
 }
 
 export interface CalloutHandle {

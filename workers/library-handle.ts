@@ -4,7 +4,7 @@
  * callout changes it, so it only sends callouts this library has.
  */
 import { MAX_CALLOUTS_PER_HOOK, type Registrations } from '../src/hooks/protocol.js';
-import type { Callout, LibraryHandle as LibraryHandleApi } from './hooks-api.js';
+import type { Callout, LibraryHandle as LibraryHandleApi, StatsMgr } from './hooks-api.js';
 
 const NO_CALLOUTS: readonly Callout[] = Object.freeze([]);
 
@@ -21,6 +21,7 @@ export class LibraryHandle implements LibraryHandleApi {
     private readonly libraryName: string,
     private readonly parameters: Readonly<Record<string, unknown>>,
     private readonly hookPoints: ReadonlySet<string>,
+    readonly statsMgr: StatsMgr,
   ) {}
 
   registerCallout(hook: string, callout: Callout): void {

@@ -29,6 +29,7 @@ import type { Callout } from './hooks-api.js';
 import { IOServiceClient } from './io-service.js';
 import { LibraryHandle } from './library-handle.js';
 import { LogCapture } from './log-capture.js';
+import { LibraryStatsMgr } from './stats-mgr.js';
 
 /** What a session needs of its callout port: a MessagePort, or the process mode's IPC channel. */
 export interface CalloutPort {
@@ -100,6 +101,7 @@ interface Snapshot {
 export class LibrarySession {
   private readonly logs: LogCapture;
   private readonly io: IOServiceClient;
+  private readonly statsMgr: LibraryStatsMgr;
   private library!: LibraryHandle;
   private mod!: LibraryModule;
   /** The current snapshot and the one before it, for callouts already under way. */
@@ -115,6 +117,7 @@ export class LibrarySession {
   ) {
     this.logs = new LogCapture(this.boot.logLinesPerSecond, (m) => this.send(m));
     this.io = new IOServiceClient(ioPort, this.boot.ioCallTimeoutMs);
+    this.statsMgr = new LibraryStatsMgr((m) => this.port.postMessage(m));
   }
 
   run(): Promise<SessionResult> {
@@ -126,6 +129,7 @@ export class LibrarySession {
   }
 
   private send(message: WorkerMessage): void {
+    this.statsMgr.flush();
     this.port.postMessage(message);
   }
 
@@ -134,7 +138,7 @@ export class LibrarySession {
       this.mod = await importLibrary(this.boot);
       await checkVersion(this.boot, this.mod);
       const hookPoints = new Set(this.boot.hookPoints);
-      this.library = new LibraryHandle(this.boot.libraryName, deepFreeze(this.boot.parameters), hookPoints);
+      this.library = new LibraryHandle(this.boot.libraryName, deepFreeze(this.boot.parameters), hookPoints, this.statsMgr);
       // Kea registers exports named after hook points before calling load().
       for (const hook of this.boot.hookPoints) {
         const fn = this.mod[hook];

@@ -24,6 +24,8 @@ import { IORation, ioRationLimits } from './io-ration.js';
 import { LineBudget } from './line-budget.js';
 import { maxExternalMb, seesSecrets, type HookLibraryConfig } from './library-config.js';
 import { LibraryLog } from './library-log.js';
+import { LibraryStatistics } from './library-statistics.js';
+import { StatsMgr } from '../stats/stats-mgr.js';
 import { LibraryMemoryWatch } from './library-memory-watch.js';
 import { LibraryStats, type LibraryState } from './library-stats.js';
 import { IpcCalloutPort, ProcessPool } from './process-pool.js';
@@ -211,6 +213,8 @@ export interface LibraryHostDeps {
   io: IOService;
   baseDir?: string;
   onRegistrationsChanged: () => void;
+  /** Where the library's own statistics go (library-statistics.ts). */
+  statistics?: LibraryStatistics;
 }
 
 /** Hosts with a worker or process alive: what a forced shutdown must end (LibraryHost.stopAllNow). */
@@ -244,6 +248,8 @@ export class LibraryHost {
     this.log.warn('HOOKS_IO_ERRORS_SUPPRESSED', `hook library ${this.name}: dropped ${dropped} IOService error lines over the limit of ${IO_ERROR_LINES_PER_SECOND}/s`));
   /** performance.now() at or before the start of the library's current process (or thread): the host's own clock for its CPU use. */
   private childSince = 0;
+  /** The library's own statistics; kept apart when the host is given nowhere to put them (a bench). */
+  private readonly statistics: LibraryStatistics;
 
   constructor(
     readonly config: HookLibraryConfig,
@@ -252,6 +258,7 @@ export class LibraryHost {
   ) {
     this.name = config.library;
     this.stats = new LibraryStats(config.library, index);
+    this.statistics = deps.statistics ?? new LibraryStatistics(new StatsMgr());
     this.log = new LibraryLog(config.library, config.sandbox['log-lines-per-second']);
     this.redaction = seesSecrets(config.sandbox) ? undefined : new SecretRedaction();
     this.configuredKeys = this.redaction ?? new SecretRedaction();
@@ -348,6 +355,7 @@ export class LibraryHost {
     if (this.stats.state !== 'quarantined') this.stats.state = 'stopped';
     this.registrations = {};
     this.deps.onRegistrationsChanged();
+    this.statistics.removeAll(this);
     this.log.close();
   }
 
@@ -583,6 +591,11 @@ export class LibraryHost {
         return;
       case 'memory':
         this.memory.report(message.heapBytes, message.externalBytes);
+        return;
+      case 'stats':
+        for (const refusal of this.statistics.apply(this, message.updates)) {
+          this.log.warn('HOOKS_STATISTIC_REFUSED', `hook library ${this.name}: ${this.log.quote(refusal, 512)}`);
+        }
         return;
     }
   }

@@ -217,7 +217,46 @@ export type WorkerMessage =
   | { t: 'log'; lines: { level: LogLevel; text: string }[]; suppressed: number }
   | { t: 'registrations'; registrations: Registrations }
   | { t: 'unloaded'; unloadReturn: number | null; error?: SerializedError }
-  | MemoryReport;
+  | MemoryReport
+  | StatisticsMessage;
+
+// ---------------------------------------------------------------------------
+// A library's own statistics (the StatsMgr of d2box/hooks): fire-and-forget
+// updates, sent in the same turn as the callout results they were made in (and
+// before them), so a statistic costs no round trip of its own. Untrusted: the
+// host applies only updates to statistics the library owns (names of the daemon
+// or of another library are refused), within LIBRARY_STATS_LIMITS.
+
+/** Kea's observation types; a duration crosses as microseconds. */
+export type StatisticType = 'integer' | 'float' | 'duration' | 'string';
+
+export type StatisticUpdate =
+  | { op: 'set' | 'add'; name: string; type: StatisticType; value: number | string }
+  | { op: 'remove' | 'reset'; name: string }
+  | { op: 'max-sample-count'; name: string; count: number }
+  | { op: 'max-sample-age'; name: string; ageMs: number };
+
+export interface StatisticsMessage {
+  t: 'stats';
+  updates: StatisticUpdate[];
+}
+
+/**
+ * Bounds on a library's statistics. The worker holds its updates to them before
+ * sending (so an honest library is told by a throw, not failed); the host checks
+ * them again. `updatesPerMessage` keeps one message well inside a process
+ * channel's frame (CHILD_FRAME_BOUNDS: 256 updates of the longest name and
+ * string are about 350 KB and 3,000 values).
+ */
+export const LIBRARY_STATS_LIMITS = {
+  /** Statistics one library may own at once. */
+  statistics: 1000,
+  nameChars: 255,
+  stringChars: 1024,
+  /** Samples one of its statistics keeps, whatever its count or age limit. */
+  samples: 1000,
+  updatesPerMessage: 256,
+} as const;
 
 /**
  * A worker thread's own memory, sent every MEMORY_REPORT_INTERVAL_MS from its
