@@ -29,6 +29,34 @@ export interface LibraryHandle {
   getLibraryName(): string;
   /** The library's statistics, kept in the server's (see StatsMgr). */
   readonly statsMgr: StatsMgr;
+  /**
+   * Makes this library the holder of the keys its select_key hands back as
+   * `{ name, algorithm, held: true }`: the server asks `holder` for every MAC
+   * (one holder per library; a later call replaces it).
+   */
+  registerKeyHolder(holder: KeyHolder): void;
+}
+
+/** A key the library holds, as the server names it in a sign or verify request. */
+export interface HeldKey {
+  /** The key's name as the server writes it (absolute, lower case: `key.example.`). */
+  name: string;
+  /** The algorithm the library gave (the TSIG record's algorithm name), e.g. `gss-tsig`. */
+  algorithm: string;
+}
+
+/**
+ * Signs and verifies with keys whose material only the library has (GSS-TSIG
+ * contexts, a secret in a vault). `data` is RFC 8945 §4.3's MAC input, built by
+ * the server: for `sign`, the request and its TSIG variables; for `verify`, the
+ * request MAC, the answer as digested and its TSIG variables. Either may be
+ * async; each answer is due within the library's callout-timeout-ms, and a late
+ * one, a throw, or a MAC under 10 or over 1024 octets is the library's failure
+ * (the update is not sent, or its answer is not trusted).
+ */
+export interface KeyHolder {
+  sign(key: HeldKey, data: Uint8Array): Uint8Array | Promise<Uint8Array>;
+  verify(key: HeldKey, data: Uint8Array, mac: Uint8Array): boolean | Promise<boolean>;
 }
 
 /**
@@ -114,7 +142,7 @@ export interface TsigKey {
  * the server fills in algorithm and secret, in a thread and in a sandboxed process alike),
  * a whole key of the library's own (only where it sees secrets), or null for none.
  */
-export type TsigKeyChoice = { name: string } | TsigKey | null;
+export type TsigKeyChoice = { name: string } | TsigKey | { name: string; algorithm: string; held: true } | null;
 
 /** A control command's answer, as a command callout sets it in `response`. */
 export interface CommandResponse {

@@ -4,7 +4,7 @@
  * callout changes it, so it only sends callouts this library has.
  */
 import { MAX_CALLOUTS_PER_HOOK, type Registrations } from '../src/hooks/protocol.js';
-import type { Callout, LibraryHandle as LibraryHandleApi, StatsMgr } from './hooks-api.js';
+import type { Callout, KeyHolder, LibraryHandle as LibraryHandleApi, StatsMgr } from './hooks-api.js';
 
 const NO_CALLOUTS: readonly Callout[] = Object.freeze([]);
 
@@ -70,6 +70,14 @@ export class LibraryHandle implements LibraryHandleApi {
 
   getLibraryName(): string {
     return this.libraryName;
+  }
+
+  /** The holder of the keys this library hands back as held (registerKeyHolder). */
+  keyHolder: KeyHolder | undefined;
+
+  registerKeyHolder(holder: KeyHolder): void {
+    if (typeof holder?.sign !== 'function' || typeof holder?.verify !== 'function') throw new TypeError('a key holder has sign and verify functions');
+    this.keyHolder = holder;
   }
 
   calloutsFor(hook: string): readonly Callout[] {

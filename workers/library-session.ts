@@ -18,6 +18,8 @@ import {
   type CalloutResult,
   type FailureKind,
   type HostMessage,
+  type KeyOperation,
+  type KeyOperationResult,
   type OpenResult,
   type SerializedError,
   type SessionResult,
@@ -107,6 +109,7 @@ export class LibrarySession {
   /** The current snapshot and the one before it, for callouts already under way. */
   private readonly snapshots = new Map<number, Snapshot>();
   private results: CalloutResult[] = [];
+  private keyResults: KeyOperationResult[] = [];
   private flushQueued = false;
   private finish!: (result: SessionResult) => void;
 
@@ -171,6 +174,9 @@ export class LibrarySession {
           if (result instanceof Promise) void result.then((r) => this.queueResult(r));
           else this.queueResult(result);
         }
+        return;
+      case 'key-ops':
+        for (const op of message.batch) void this.runKeyOperation(op).then((r) => this.queueKeyResult(r));
         return;
       case 'snapshot':
         this.snapshots.set(message.version, deepFreeze({ json_config: message.json_config, server_config: message.server_config }));
@@ -324,6 +330,38 @@ export class LibrarySession {
       result.registrations = this.library.registrations();
     }
     return result;
+  }
+
+  /** A sign or verify for a key this library holds; never rejects (a failure is reported as the library's). */
+  private async runKeyOperation(op: KeyOperation): Promise<KeyOperationResult> {
+    const holder = this.library?.keyHolder;
+    try {
+      if (!holder) throw new Error('the library registered no key holder (LibraryHandle.registerKeyHolder)');
+      const key = { name: op.key, algorithm: op.algorithm };
+      const data = Buffer.from(op.data, 'base64');
+      if (op.op === 'sign') {
+        const mac = await holder.sign(key, data);
+        if (!(mac instanceof Uint8Array)) throw new TypeError('sign did not return a Uint8Array');
+        return { id: op.id, mac: Buffer.from(mac.buffer, mac.byteOffset, mac.byteLength).toString('base64') };
+      }
+      const verified = await holder.verify(key, data, Buffer.from(op.mac ?? '', 'base64'));
+      if (typeof verified !== 'boolean') throw new TypeError('verify did not return a boolean');
+      return { id: op.id, verified };
+    } catch (err) {
+      return { id: op.id, error: serializeError('throw', err).message };
+    }
+  }
+
+  private queueKeyResult(result: KeyOperationResult): void {
+    this.keyResults.push(result);
+    if (this.keyResults.length === 1) {
+      queueMicrotask(() => {
+        const batch = this.keyResults;
+        this.keyResults = [];
+        // 256 MACs of the largest size allowed are about 360 KB: inside a process channel's frame.
+        for (let i = 0; i < batch.length; i += 256) this.send({ t: 'key-results', batch: batch.slice(i, i + 256) });
+      });
+    }
   }
 
   private queueResult(result: CalloutResult): void {

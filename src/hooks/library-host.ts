@@ -25,6 +25,7 @@ import { LineBudget } from './line-budget.js';
 import { maxExternalMb, seesSecrets, type HookLibraryConfig } from './library-config.js';
 import { LibraryLog } from './library-log.js';
 import { LibraryStatistics } from './library-statistics.js';
+import { LibraryKeyHolder } from './library-key-holder.js';
 import { StatsMgr } from '../stats/stats-mgr.js';
 import { LibraryMemoryWatch } from './library-memory-watch.js';
 import { LibraryStats, type LibraryState } from './library-stats.js';
@@ -248,6 +249,8 @@ export class LibraryHost {
     this.log.warn('HOOKS_IO_ERRORS_SUPPRESSED', `hook library ${this.name}: dropped ${dropped} IOService error lines over the limit of ${IO_ERROR_LINES_PER_SECOND}/s`));
   /** performance.now() at or before the start of the library's current process (or thread): the host's own clock for its CPU use. */
   private childSince = 0;
+  /** Signs and verifies with the keys the library holds (select_key's `held: true`). */
+  readonly keyHolder: LibraryKeyHolder;
   /** The library's own statistics; kept apart when the host is given nowhere to put them (a bench). */
   private readonly statistics: LibraryStatistics;
 
@@ -259,6 +262,16 @@ export class LibraryHost {
     this.name = config.library;
     this.stats = new LibraryStats(config.library, index);
     this.statistics = deps.statistics ?? new LibraryStatistics(new StatsMgr());
+    this.keyHolder = new LibraryKeyHolder(config.library, {
+      post: (message) => {
+        const session = this.session;
+        if (!session?.loaded || this.stats.state !== 'ready') return false;
+        session.port.postMessage(message);
+        return true;
+      },
+      deadlineMs: () => this.policy['callout-timeout-ms'],
+      failed: (kind, message) => this.recordFailure(serializeError(kind, new Error(message)), 'select_key'),
+    });
     this.log = new LibraryLog(config.library, config.sandbox['log-lines-per-second']);
     this.redaction = seesSecrets(config.sandbox) ? undefined : new SecretRedaction();
     this.configuredKeys = this.redaction ?? new SecretRedaction();
@@ -351,6 +364,7 @@ export class LibraryHost {
       session.abort.abort();
     }
     this.failAll(undefined);
+    this.keyHolder.abandonAll(`hook library ${this.name} was unloaded`);
     await this.destroyPool();
     if (this.stats.state !== 'quarantined') this.stats.state = 'stopped';
     this.registrations = {};
@@ -465,6 +479,12 @@ export class LibraryHost {
   private restoreKey(result: CalloutResult): void {
     if (!result.set || !('tsig_key' in result.set)) return;
     const chosen = result.set.tsig_key;
+    if (typeof chosen === 'object' && chosen !== null && (chosen as { held?: unknown }).held === true) {
+      // A key the library holds: the engine asks this library for its MACs.
+      const { name, algorithm } = chosen as { name?: unknown; algorithm?: unknown };
+      result.set.tsig_key = { name, algorithm, held: this.keyHolder };
+      return;
+    }
     if (!this.redaction && (typeof chosen !== 'object' || chosen === null || 'secret' in chosen)) return;
     const restored = this.configuredKeys.restoreKey(chosen);
     if ('key' in restored) {
@@ -591,6 +611,9 @@ export class LibraryHost {
         return;
       case 'memory':
         this.memory.report(message.heapBytes, message.externalBytes);
+        return;
+      case 'key-results':
+        this.keyHolder.onResults(message.batch);
         return;
       case 'stats':
         for (const refusal of this.statistics.apply(this, message.updates)) {

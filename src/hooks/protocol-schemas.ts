@@ -6,7 +6,7 @@
  */
 import { MessagePort } from 'node:worker_threads';
 import { z } from 'zod';
-import { FAILURE_KINDS, HELD_LIMITS, LIBRARY_REPORTED_FAILURE_KINDS, MAX_CALLOUTS_PER_HOOK, type CalloutResult, type IOServiceRemote, LIBRARY_STATS_LIMITS, type StatisticUpdate, type OpenResult, type Registrations, type SerializedError, type SessionResult, type WorkerMessage } from './protocol.js';
+import { FAILURE_KINDS, HELD_LIMITS, LIBRARY_REPORTED_FAILURE_KINDS, MAX_CALLOUTS_PER_HOOK, type CalloutResult, type IOServiceRemote, LIBRARY_STATS_LIMITS, type StatisticUpdate, HELD_KEY_MAC_OCTETS, type KeyOperationResult, type OpenResult, type Registrations, type SerializedError, type SessionResult, type WorkerMessage } from './protocol.js';
 
 const RegistrationsSchema = z
   .record(z.string().max(HELD_LIMITS.hookNameChars), z.number().int().nonnegative().max(MAX_CALLOUTS_PER_HOOK))
@@ -53,7 +53,15 @@ const StatisticUpdateSchema = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('max-sample-age'), name: StatisticName, ageMs: z.number().finite().nonnegative() }),
 ]) satisfies z.ZodType<StatisticUpdate>;
 
+const KeyOperationResultSchema = z.strictObject({
+  id: z.number().int(),
+  mac: z.string().max(Math.ceil(HELD_KEY_MAC_OCTETS.max / 3) * 4).regex(/^[A-Za-z0-9+/]*={0,2}$/, 'a MAC is base64').optional(),
+  verified: z.boolean().optional(),
+  error: cut(HELD_LIMITS.errorMessageChars).optional(),
+}) satisfies z.ZodType<KeyOperationResult>;
+
 export const WorkerMessageSchema = z.discriminatedUnion('t', [
+  z.object({ t: z.literal('key-results'), batch: z.array(KeyOperationResultSchema).max(4096) }),
   z.object({ t: z.literal('stats'), updates: z.array(StatisticUpdateSchema).max(LIBRARY_STATS_LIMITS.updatesPerMessage) }),
   z.object({ t: z.literal('loaded'), multiThreadingCompatible: z.boolean(), registrations: RegistrationsSchema }),
   z.object({ t: z.literal('load-failed'), error: reportedError(['load']) }),

@@ -173,7 +173,35 @@ export interface CalloutRequest {
 export type HostMessage =
   | { t: 'snapshot'; version: number; json_config: unknown; server_config: unknown }
   | { t: 'callouts'; batch: CalloutRequest[] }
+  | { t: 'key-ops'; batch: KeyOperation[] }
   | { t: 'unload' };
+
+/**
+ * A key the library holds (select_key set `tsig_key` to `{ name, algorithm, held: true }`):
+ * the host asks it for the MAC over RFC 8945 §4.3's input of an outgoing update
+ * (`sign`), or to check the MAC of an answer (`verify`). Bytes cross as base64 in
+ * both modes. Sent in batches, like callouts; each has the callout deadline.
+ */
+export interface KeyOperation {
+  id: number;
+  op: 'sign' | 'verify';
+  key: string;
+  algorithm: string;
+  data: string;
+  /** For `verify`: the MAC the answer carries. */
+  mac?: string;
+}
+
+/** The library's answer: a MAC (base64) for `sign`, a verdict for `verify`, or why it could not. */
+export interface KeyOperationResult {
+  id: number;
+  mac?: string;
+  verified?: boolean;
+  error?: string;
+}
+
+/** A held key's MAC, in octets: RFC 8945's floor, and far above any real one (GSS-TSIG's are under 100). */
+export const HELD_KEY_MAC_OCTETS = { min: 10, max: 1024 } as const;
 
 // ---------------------------------------------------------------------------
 // Callout port: worker → host (validated by the host)
@@ -218,7 +246,8 @@ export type WorkerMessage =
   | { t: 'registrations'; registrations: Registrations }
   | { t: 'unloaded'; unloadReturn: number | null; error?: SerializedError }
   | MemoryReport
-  | StatisticsMessage;
+  | StatisticsMessage
+  | { t: 'key-results'; batch: KeyOperationResult[] };
 
 // ---------------------------------------------------------------------------
 // A library's own statistics (the StatsMgr of d2box/hooks): fire-and-forget

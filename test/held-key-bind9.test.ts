@@ -1,0 +1,138 @@
+/**
+ * A TSIG key a hook library holds: select_key hands it back as held, the daemon
+ * builds each TSIG record and asks the library for the MAC (and to check the
+ * answer's), in a worker thread and in the process sandbox, against a real BIND 9.
+ * The secret is in a file only the library reads: it appears nowhere on the
+ * daemon's side (config-get, statistics, hooks-status, its log). A library that
+ * returns a wrong MAC gets BIND's BADSIG, counted as the key's update-error; one
+ * whose sign throws fails the update, counted as the library's failure.
+ */
+import { randomBytes } from 'node:crypto';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { LibraryStatsSnapshot } from '../src/hooks/library-stats.js';
+import { NcrSender } from '../src/ncr/ncr-sender.js';
+import { Daemon, sleep, tempDir, writeJson } from './control-daemon.js';
+import { configJson, ncr } from './fixtures/d2-harness.js';
+import { digRecords, freePort, startBind9, type Bind9Server } from './support/bind9.js';
+
+const ZONE = 'held.test';
+const LIBRARY = resolve('test/fixtures/held-key/library.mjs');
+const SECRET_FILE = resolve('test/fixtures/held-key/secret.key');
+const secret = randomBytes(32).toString('base64');
+/** Generous: two shared, noisy cores; a sandboxed library can take seconds to start. */
+const SANDBOX = { 'callout-timeout-ms': 10_000, 'load-timeout-ms': 20_000 };
+
+let bind: Bind9Server;
+let tmp: ReturnType<typeof tempDir>;
+const running: { daemon: Daemon; sender: NcrSender }[] = [];
+let seq = 0;
+
+beforeAll(async () => {
+  tmp = tempDir('d2box-held-key-');
+  writeFileSync(SECRET_FILE, secret + '\n', { mode: 0o600 });
+  bind = await startBind9({ keys: [{ name: 'held.key', algorithm: 'hmac-sha256', secret }], zones: [{ name: ZONE, updateKeys: ['held.key'] }] });
+}, 60_000);
+
+afterEach(async () => {
+  for (const { daemon, sender } of running.splice(0)) {
+    await sender.close();
+    await daemon.stop();
+  }
+});
+
+afterAll(async () => {
+  await bind?.stop();
+  rmSync(SECRET_FILE, { force: true });
+  tmp?.cleanup();
+});
+
+async function startDaemon(isolation: 'thread' | 'process', mode: string): Promise<{ daemon: Daemon; sender: NcrSender }> {
+  const port = await freePort();
+  const socket = join(tmp.dir, `${++seq}.sock`);
+  const json = configJson({
+    port,
+    timeoutMs: 2000,
+    // No configured key: the zone's only key is the library's.
+    forward: [{ name: `${ZONE}.`, servers: [{ port: bind.port }] }],
+    hooks: [{ library: LIBRARY, parameters: { mode }, sandbox: { ...SANDBOX, isolation } }],
+  }) as { DhcpDdns: Record<string, unknown> };
+  const file = writeJson(join(tmp.dir, `${seq}.json`), { DhcpDdns: { ...json.DhcpDdns, 'control-socket': { 'socket-type': 'unix', 'socket-name': socket } } });
+  const daemon = new Daemon(file, socket);
+  const sender = new NcrSender({ serverAddress: '127.0.0.1', serverPort: port });
+  running.push({ daemon, sender });
+  await daemon.ready();
+  return { daemon, sender };
+}
+
+/** Waits (bounded) until `count` NCRs have ended in the daemon; its statistics then. */
+async function ended(d: Daemon, count: number, timeoutMs = 30_000): Promise<Record<string, number>> {
+  const deadline = Date.now() + timeoutMs;
+  let s = await d.stats();
+  for (let i = 0; i < 300 && Date.now() < deadline; i++) {
+    if ((s['d2box.ncr-completed'] ?? 0) + (s['d2box.ncr-failed'] ?? 0) >= count) return s;
+    await sleep(100);
+    s = await d.stats();
+  }
+  throw new Error(`only ${(s['d2box.ncr-completed'] ?? 0) + (s['d2box.ncr-failed'] ?? 0)} of ${count} NCRs ended within ${timeoutMs} ms:\n${d.stdout()}${d.stderr()}`);
+}
+
+async function library(d: Daemon): Promise<LibraryStatsSnapshot> {
+  const a = await d.command('hooks-status');
+  return (a.arguments.libraries as LibraryStatsSnapshot[])[0]!;
+}
+
+for (const isolation of ['thread', 'process'] as const) {
+  describe(`a key the library holds, ${isolation} mode, against BIND 9`, () => {
+    it('signs and verifies every update: they land, and the secret appears nowhere on the daemon\'s side', async () => {
+      const { daemon, sender } = await startDaemon(isolation, 'right');
+      const requests = [1, 2, 3].map((i) => ncr({ fqdn: `h${i}-${isolation}.${ZONE}.`, ipAddress: `192.0.2.${20 + i}`, reverseChange: false }));
+      for (const r of requests) await sender.send(r);
+      const s = await ended(daemon, requests.length);
+      expect(s['d2box.ncr-completed']).toBe(requests.length);
+      for (const r of requests) expect((await digRecords(bind.port, r.fqdn, 'A')).map((x) => x.data)).toEqual([r.ipAddress]);
+      // Each update (a check and an add, at least) was signed by the library, and each answer checked by it.
+      expect(s['update-signed']).toBeGreaterThanOrEqual(requests.length);
+      expect(s['key[held.key.].update-success']).toBe(s['update-signed']);
+      expect(s['held-key-signed']).toBe(s['update-signed']);
+      expect(s['held-key-verified']).toBe(s['update-signed']);
+      expect(s['update-error'] ?? 0).toBe(0);
+      // Nowhere on the daemon's side: the secret in base64, or its hex.
+      const hex = Buffer.from(secret, 'base64').toString('hex');
+      const seen = [
+        JSON.stringify(await daemon.command('config-get')),
+        JSON.stringify(await daemon.command('statistic-get-all')),
+        JSON.stringify(await daemon.command('hooks-status')),
+        daemon.stdout(),
+        daemon.stderr(),
+      ].join('\n');
+      expect(seen).not.toContain(secret);
+      expect(seen).not.toContain(hex);
+    });
+
+    it('a wrong MAC gets BIND\'s BADSIG: the update fails and the key\'s update-error counts it', async () => {
+      const { daemon, sender } = await startDaemon(isolation, 'wrong-mac');
+      const request = ncr({ fqdn: `bad-${isolation}.${ZONE}.`, ipAddress: '192.0.2.30', reverseChange: false });
+      await sender.send(request);
+      const s = await ended(daemon, 1);
+      expect(s['d2box.ncr-failed']).toBe(1);
+      expect(s['key[held.key.].update-error']).toBeGreaterThanOrEqual(1);
+      expect(s['key[held.key.].update-success'] ?? 0).toBe(0);
+      expect(await digRecords(bind.port, request.fqdn, 'A')).toEqual([]);
+      expect(daemon.stdout() + daemon.stderr()).toMatch(/BADSIG/);
+    });
+
+    it('a sign that throws is the library\'s failure: nothing is sent, the NCR fails', async () => {
+      const { daemon, sender } = await startDaemon(isolation, 'throw');
+      const request = ncr({ fqdn: `throw-${isolation}.${ZONE}.`, ipAddress: '192.0.2.31', reverseChange: false });
+      await sender.send(request);
+      const s = await ended(daemon, 1);
+      expect(s['d2box.ncr-failed']).toBe(1);
+      expect(s['update-sent'] ?? 0).toBe(0);
+      const lib = await library(daemon);
+      expect(lib.failures.throw).toBeGreaterThanOrEqual(1);
+      expect(lib.lastFailure?.message).toMatch(/no signing with held\.key\. today/);
+    });
+  });
+}
