@@ -48,7 +48,7 @@ afterAll(async () => {
   tmp?.cleanup();
 });
 
-async function startDaemon(isolation: 'thread' | 'process', mode: string): Promise<{ daemon: Daemon; sender: NcrSender }> {
+async function startDaemon(isolation: 'thread' | 'process', mode: string, sandbox: Record<string, unknown> = {}): Promise<{ daemon: Daemon; sender: NcrSender }> {
   const port = await freePort();
   const socket = join(tmp.dir, `${++seq}.sock`);
   const json = configJson({
@@ -56,7 +56,7 @@ async function startDaemon(isolation: 'thread' | 'process', mode: string): Promi
     timeoutMs: 2000,
     // No configured key: the zone's only key is the library's.
     forward: [{ name: `${ZONE}.`, servers: [{ port: bind.port }] }],
-    hooks: [{ library: LIBRARY, parameters: { mode }, sandbox: { ...SANDBOX, isolation } }],
+    hooks: [{ library: LIBRARY, parameters: { mode }, sandbox: { ...SANDBOX, ...sandbox, isolation } }],
   }) as { DhcpDdns: Record<string, unknown> };
   const file = writeJson(join(tmp.dir, `${seq}.json`), { DhcpDdns: { ...json.DhcpDdns, 'control-socket': { 'socket-type': 'unix', 'socket-name': socket } } });
   const daemon = new Daemon(file, socket);
@@ -133,6 +133,19 @@ for (const isolation of ['thread', 'process'] as const) {
       const lib = await library(daemon);
       expect(lib.failures.throw).toBeGreaterThanOrEqual(1);
       expect(lib.lastFailure?.message).toMatch(/no signing with held\.key\. today/);
+    });
+
+    it('a sign past the callout deadline is the library\'s timeout: nothing is sent, the NCR fails', async () => {
+      // The library answers after 5 s; a deadline of 1 s (short for this test only, far from the 5 s).
+      const { daemon, sender } = await startDaemon(isolation, 'slow', { 'callout-timeout-ms': 1000 });
+      const request = ncr({ fqdn: `slow-${isolation}.${ZONE}.`, ipAddress: '192.0.2.32', reverseChange: false });
+      await sender.send(request);
+      const s = await ended(daemon, 1);
+      expect(s['d2box.ncr-failed']).toBe(1);
+      expect(s['update-sent'] ?? 0).toBe(0);
+      const lib = await library(daemon);
+      expect(lib.failures.timeout).toBeGreaterThanOrEqual(1);
+      expect(lib.lastFailure?.message).toMatch(/did not sign with key held\.key\. within 1000 ms/);
     });
   });
 }
