@@ -35,6 +35,19 @@ export interface LibraryHandle {
    * (one holder per library; a later call replaces it).
    */
   registerKeyHolder(holder: KeyHolder): void;
+  /**
+   * A socket to an endpoint the library's `allow-connect` policy lists, opened by the
+   * server and relayed (the only network a sandboxed process has); rejects for any
+   * other endpoint. In a thread it is the same API, but not a wall.
+   */
+  connect(endpoint: { address: string; port: number; protocol: 'udp' }): Promise<LentSocket>;
+}
+
+/** A lent UDP socket, connected to its endpoint: only that endpoint's datagrams arrive. */
+export interface LentSocket {
+  send(data: Uint8Array | string): void;
+  onMessage(listener: (data: Buffer) => void): void;
+  close(): void;
 }
 
 /** A key the library holds, as the server names it in a sign or verify request. */

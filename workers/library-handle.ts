@@ -4,7 +4,8 @@
  * callout changes it, so it only sends callouts this library has.
  */
 import { MAX_CALLOUTS_PER_HOOK, type Registrations } from '../src/hooks/protocol.js';
-import type { Callout, KeyHolder, LibraryHandle as LibraryHandleApi, StatsMgr } from './hooks-api.js';
+import type { Callout, KeyHolder, LentSocket, LibraryHandle as LibraryHandleApi, StatsMgr } from './hooks-api.js';
+import type { LentNetworkClient } from './lent-network.js';
 
 const NO_CALLOUTS: readonly Callout[] = Object.freeze([]);
 
@@ -22,7 +23,12 @@ export class LibraryHandle implements LibraryHandleApi {
     private readonly parameters: Readonly<Record<string, unknown>>,
     private readonly hookPoints: ReadonlySet<string>,
     readonly statsMgr: StatsMgr,
+    private readonly network: LentNetworkClient,
   ) {}
+
+  connect(endpoint: { address: string; port: number; protocol: 'udp' }): Promise<LentSocket> {
+    return this.network.connect(endpoint);
+  }
 
   registerCallout(hook: string, callout: Callout): void {
     // As Kea's CalloutManager: only registered hook points, or command hooks.

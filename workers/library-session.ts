@@ -32,6 +32,7 @@ import { IOServiceClient } from './io-service.js';
 import { LibraryHandle } from './library-handle.js';
 import { LogCapture } from './log-capture.js';
 import { LibraryStatsMgr } from './stats-mgr.js';
+import { LentNetworkClient } from './lent-network.js';
 
 /** What a session needs of its callout port: a MessagePort, or the process mode's IPC channel. */
 export interface CalloutPort {
@@ -104,6 +105,7 @@ export class LibrarySession {
   private readonly logs: LogCapture;
   private readonly io: IOServiceClient;
   private readonly statsMgr: LibraryStatsMgr;
+  private readonly network: LentNetworkClient;
   private library!: LibraryHandle;
   private mod!: LibraryModule;
   /** The current snapshot and the one before it, for callouts already under way. */
@@ -121,6 +123,7 @@ export class LibrarySession {
     this.logs = new LogCapture(this.boot.logLinesPerSecond, (m) => this.send(m));
     this.io = new IOServiceClient(ioPort, this.boot.ioCallTimeoutMs);
     this.statsMgr = new LibraryStatsMgr((m) => this.port.postMessage(m));
+    this.network = new LentNetworkClient((m) => this.send(m));
   }
 
   run(): Promise<SessionResult> {
@@ -141,7 +144,7 @@ export class LibrarySession {
       this.mod = await importLibrary(this.boot);
       await checkVersion(this.boot, this.mod);
       const hookPoints = new Set(this.boot.hookPoints);
-      this.library = new LibraryHandle(this.boot.libraryName, deepFreeze(this.boot.parameters), hookPoints, this.statsMgr);
+      this.library = new LibraryHandle(this.boot.libraryName, deepFreeze(this.boot.parameters), hookPoints, this.statsMgr, this.network);
       // Kea registers exports named after hook points before calling load().
       for (const hook of this.boot.hookPoints) {
         const fn = this.mod[hook];
@@ -174,6 +177,11 @@ export class LibrarySession {
           if (result instanceof Promise) void result.then((r) => this.queueResult(r));
           else this.queueResult(result);
         }
+        return;
+      case 'net-opened':
+      case 'net-datagram':
+      case 'net-closed':
+        this.network.onMessage(message);
         return;
       case 'key-ops':
         for (const op of message.batch) void this.runKeyOperation(op).then((r) => this.queueKeyResult(r));

@@ -26,6 +26,7 @@ import { maxExternalMb, seesSecrets, type HookLibraryConfig } from './library-co
 import { LibraryLog } from './library-log.js';
 import { LibraryStatistics } from './library-statistics.js';
 import { LibraryKeyHolder } from './library-key-holder.js';
+import { LentNetwork } from './lent-network.js';
 import { StatsMgr } from '../stats/stats-mgr.js';
 import { LibraryMemoryWatch } from './library-memory-watch.js';
 import { LibraryStats, type LibraryState } from './library-stats.js';
@@ -251,6 +252,8 @@ export class LibraryHost {
   private childSince = 0;
   /** Signs and verifies with the keys the library holds (select_key's `held: true`). */
   readonly keyHolder: LibraryKeyHolder;
+  /** The sockets its `allow-connect` policy lends it (lent-network.ts). */
+  private readonly network: LentNetwork;
   /** The library's own statistics; kept apart when the host is given nowhere to put them (a bench). */
   private readonly statistics: LibraryStatistics;
 
@@ -262,6 +265,9 @@ export class LibraryHost {
     this.name = config.library;
     this.stats = new LibraryStats(config.library, index);
     this.statistics = deps.statistics ?? new LibraryStatistics(new StatsMgr());
+    this.network = new LentNetwork(config.sandbox['allow-connect'], (message) => {
+      if (this.session?.loaded) this.session.port.postMessage(message);
+    });
     this.keyHolder = new LibraryKeyHolder(config.library, {
       post: (message) => {
         const session = this.session;
@@ -365,6 +371,7 @@ export class LibraryHost {
     }
     this.failAll(undefined);
     this.keyHolder.abandonAll(`hook library ${this.name} was unloaded`);
+    this.network.closeAll();
     await this.destroyPool();
     if (this.stats.state !== 'quarantined') this.stats.state = 'stopped';
     this.registrations = {};
@@ -612,6 +619,11 @@ export class LibraryHost {
       case 'memory':
         this.memory.report(message.heapBytes, message.externalBytes);
         return;
+      case 'net-open':
+      case 'net-send':
+      case 'net-close':
+        this.network.handle(message);
+        return;
       case 'key-results':
         this.keyHolder.onResults(message.batch);
         return;
@@ -655,6 +667,8 @@ export class LibraryHost {
     if (session !== this.session) return;
     this.session = undefined;
     this.memory.unwatch();
+    this.network.closeAll();
+    this.keyHolder.abandonAll(`hook library ${this.name}: its worker stopped`);
     if (this.stopping) {
       // The session result carries the unload outcome too: log it from there when
       // the 'unloaded' message was still queued on the port closed above.

@@ -6,7 +6,7 @@
  */
 import { MessagePort } from 'node:worker_threads';
 import { z } from 'zod';
-import { FAILURE_KINDS, HELD_LIMITS, LIBRARY_REPORTED_FAILURE_KINDS, MAX_CALLOUTS_PER_HOOK, type CalloutResult, type IOServiceRemote, LIBRARY_STATS_LIMITS, type StatisticUpdate, HELD_KEY_MAC_OCTETS, type KeyOperationResult, type OpenResult, type Registrations, type SerializedError, type SessionResult, type WorkerMessage } from './protocol.js';
+import { FAILURE_KINDS, HELD_LIMITS, LIBRARY_REPORTED_FAILURE_KINDS, MAX_CALLOUTS_PER_HOOK, type CalloutResult, type IOServiceRemote, LIBRARY_STATS_LIMITS, type StatisticUpdate, HELD_KEY_MAC_OCTETS, type KeyOperationResult, LENT_NETWORK_LIMITS, type OpenResult, type Registrations, type SerializedError, type SessionResult, type WorkerMessage } from './protocol.js';
 
 const RegistrationsSchema = z
   .record(z.string().max(HELD_LIMITS.hookNameChars), z.number().int().nonnegative().max(MAX_CALLOUTS_PER_HOOK))
@@ -60,7 +60,13 @@ const KeyOperationResultSchema = z.strictObject({
   error: cut(HELD_LIMITS.errorMessageChars).optional(),
 }) satisfies z.ZodType<KeyOperationResult>;
 
+const SocketId = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const LentEndpointSchema = z.strictObject({ address: z.string().max(64), port: z.number().int().min(1).max(65_535), protocol: z.literal('udp') });
+
 export const WorkerMessageSchema = z.discriminatedUnion('t', [
+  z.strictObject({ t: z.literal('net-open'), id: SocketId, endpoint: LentEndpointSchema }),
+  z.strictObject({ t: z.literal('net-send'), id: SocketId, data: z.string().max(Math.ceil(LENT_NETWORK_LIMITS.datagramBytes / 3) * 4).regex(/^[A-Za-z0-9+/]*={0,2}$/) }),
+  z.strictObject({ t: z.literal('net-close'), id: SocketId }),
   z.object({ t: z.literal('key-results'), batch: z.array(KeyOperationResultSchema).max(4096) }),
   z.object({ t: z.literal('stats'), updates: z.array(StatisticUpdateSchema).max(LIBRARY_STATS_LIMITS.updatesPerMessage) }),
   z.object({ t: z.literal('loaded'), multiThreadingCompatible: z.boolean(), registrations: RegistrationsSchema }),

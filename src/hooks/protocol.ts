@@ -174,6 +174,7 @@ export type HostMessage =
   | { t: 'snapshot'; version: number; json_config: unknown; server_config: unknown }
   | { t: 'callouts'; batch: CalloutRequest[] }
   | { t: 'key-ops'; batch: KeyOperation[] }
+  | NetworkToLibrary
   | { t: 'unload' };
 
 /**
@@ -247,7 +248,32 @@ export type WorkerMessage =
   | { t: 'unloaded'; unloadReturn: number | null; error?: SerializedError }
   | MemoryReport
   | StatisticsMessage
-  | { t: 'key-results'; batch: KeyOperationResult[] };
+  | { t: 'key-results'; batch: KeyOperationResult[] }
+  | NetworkFromLibrary;
+
+// ---------------------------------------------------------------------------
+// A lent network: the endpoints the library's `allow-connect` policy lists, reached
+// through sockets the host opens and relays (lent-network.ts). A process library's
+// sandbox has only its own `lo`; this is its only way out. Datagrams cross as base64.
+
+export interface LentEndpoint {
+  address: string;
+  port: number;
+  protocol: 'udp';
+}
+
+export type NetworkFromLibrary =
+  | { t: 'net-open'; id: number; endpoint: LentEndpoint }
+  | { t: 'net-send'; id: number; data: string }
+  | { t: 'net-close'; id: number };
+
+export type NetworkToLibrary =
+  | { t: 'net-opened'; id: number; error?: string }
+  | { t: 'net-datagram'; id: number; data: string }
+  | { t: 'net-closed'; id: number; error?: string };
+
+/** Bounds on a library's lent sockets: how many at once, and a datagram's size (UDP's largest payload). */
+export const LENT_NETWORK_LIMITS = { sockets: 16, datagramBytes: 65_507 } as const;
 
 // ---------------------------------------------------------------------------
 // A library's own statistics (the StatsMgr of d2box/hooks): fire-and-forget
