@@ -53,18 +53,22 @@ afterAll(async () => {
   tmp.cleanup();
 });
 
-async function start(isolation: 'thread' | 'process'): Promise<Daemon> {
+async function start(isolation: 'thread' | 'process', dnsServerGroup = false): Promise<Daemon> {
   const id = ++n;
   const socket = join(tmp.dir, `sock${id}`);
+  const allow: unknown[] = [{ address: '127.0.0.1', port: listed.port, protocol: 'udp' }];
+  if (dnsServerGroup) allow.push({ group: 'dns-servers', protocol: 'udp' });
   const file = writeJson(join(tmp.dir, `c${id}.json`), {
     DhcpDdns: {
       'ip-address': '127.0.0.1',
       port: await freePort(),
       'control-socket': { 'socket-type': 'unix', 'socket-name': socket },
+      // The "unlisted" echo server is this configuration's DNS server: lent only through the dns-servers group.
+      'forward-ddns': { 'ddns-domains': [{ name: 'example.com.', 'dns-servers': [{ 'ip-address': '127.0.0.1', port: unlisted.port }] }] },
       'hooks-libraries': [{
         library: LIBRARY,
         // Generous: the probe itself waits up to 1.5 s for an answer.
-        sandbox: { isolation, 'callout-timeout-ms': 10_000, 'allow-connect': [{ address: '127.0.0.1', port: listed.port, protocol: 'udp' }] },
+        sandbox: { isolation, 'callout-timeout-ms': 10_000, 'allow-connect': allow },
       }],
     },
   });
@@ -89,12 +93,21 @@ for (const isolation of ['thread', 'process'] as const) {
       const refused = await probe({ address: '127.0.0.1', port: unlisted.port });
       expect(refused.error).toMatch(new RegExp(`udp 127\\.0\\.0\\.1 port ${unlisted.port} is not lent to this library`));
       expect((await probe({ address: '127.0.0.2', port: listed.port })).error).toMatch(/is not lent/);
+      // The control socket is no endpoint it can name.
+      expect((await probe({ address: d!.socketPath, port: 1 })).error).toMatch(/is not lent/);
       expect(unlisted.received()).toBe(0);
     });
   });
 }
 
 describe('a lent network is the only way out of the sandbox', () => {
+  it('"group": "dns-servers" lends the configuration\'s DNS servers', async () => {
+    await start('process', true);
+    const before = unlisted.received();
+    expect(await probe({ address: '127.0.0.1', port: unlisted.port })).toEqual({ reply: 'echo:ping' });
+    expect(unlisted.received()).toBe(before + 1);
+  });
+
   it('the listed endpoint itself, tried with node:dgram from the sandboxed process, is not reachable', async () => {
     await start('process');
     const before = listed.received();

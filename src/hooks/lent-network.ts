@@ -11,13 +11,27 @@ import dgram from 'node:dgram';
 import { isIP } from 'node:net';
 import { LENT_NETWORK_LIMITS, type LentEndpoint, type NetworkFromLibrary, type NetworkToLibrary } from './protocol.js';
 
+/** A policy entry: an endpoint, or a group of them the configuration defines. */
+export type AllowConnectEntry = LentEndpoint | { group: 'dns-servers'; protocol: 'udp' };
+
 export class LentNetwork {
   private readonly sockets = new Map<number, dgram.Socket>();
+  private dnsServers: LentEndpoint[] = [];
 
   constructor(
-    private readonly allowed: readonly LentEndpoint[],
+    private readonly allowed: readonly AllowConnectEntry[],
     private readonly post: (message: NetworkToLibrary) => void,
   ) {}
+
+  /** The configuration's DNS servers, for the `dns-servers` group (taken from each configuration as it is applied). */
+  setConfiguration(jsonConfig: unknown): void {
+    this.dnsServers = dnsServersOf(jsonConfig);
+  }
+
+  private lends(endpoint: LentEndpoint): boolean {
+    const matches = (e: LentEndpoint) => e.protocol === endpoint.protocol && e.port === endpoint.port && sameAddress(e.address, endpoint.address);
+    return this.allowed.some((entry) => ('group' in entry ? entry.protocol === endpoint.protocol && this.dnsServers.some(matches) : matches(entry)));
+  }
 
   handle(message: NetworkFromLibrary): void {
     switch (message.t) {
@@ -46,7 +60,7 @@ export class LentNetwork {
 
   private open(id: number, endpoint: LentEndpoint): void {
     const family = isIP(endpoint.address);
-    const listed = this.allowed.some((e) => e.protocol === endpoint.protocol && e.port === endpoint.port && sameAddress(e.address, endpoint.address));
+    const listed = this.lends(endpoint);
     if (!listed || family === 0) {
       this.post({ t: 'net-opened', id, error: `${endpoint.protocol} ${endpoint.address} port ${endpoint.port} is not lent to this library (allow-connect)` });
       return;
@@ -77,4 +91,24 @@ function sameAddress(a: string, b: string): boolean {
   if (a === b) return true;
   const strip = (s: string) => s.toLowerCase().replace(/^::ffff:/, '');
   return strip(a) === strip(b);
+}
+
+/** Every `dns-servers` entry of forward-ddns and reverse-ddns (port 53 when not given). */
+function dnsServersOf(jsonConfig: unknown): LentEndpoint[] {
+  const d2 = (jsonConfig as { DhcpDdns?: Record<string, unknown> } | null)?.DhcpDdns;
+  const out: LentEndpoint[] = [];
+  for (const direction of ['forward-ddns', 'reverse-ddns']) {
+    const domains = (d2?.[direction] as { 'ddns-domains'?: unknown } | undefined)?.['ddns-domains'];
+    if (!Array.isArray(domains)) continue;
+    for (const domain of domains) {
+      const servers = (domain as { 'dns-servers'?: unknown })?.['dns-servers'];
+      if (!Array.isArray(servers)) continue;
+      for (const server of servers) {
+        const address = (server as Record<string, unknown>)?.['ip-address'];
+        const port = (server as Record<string, unknown>)?.port ?? 53;
+        if (typeof address === 'string' && typeof port === 'number') out.push({ address, port, protocol: 'udp' });
+      }
+    }
+  }
+  return out;
 }

@@ -34,7 +34,13 @@ export const SandboxPolicySchema = z
      * a process library's only way out of its sandbox, which has only its own `lo`.
      */
     'allow-connect': z
-      .array(z.strictObject({ address: z.union([z.ipv4(), z.ipv6()]), port: z.number().int().min(1).max(65_535), protocol: z.literal('udp') }))
+      .array(
+        z.union([
+          z.strictObject({ address: z.union([z.ipv4(), z.ipv6()]), port: z.number().int().min(1).max(65_535), protocol: z.literal('udp') }),
+          // Every DNS server of the current configuration (forward-ddns and reverse-ddns), as it changes.
+          z.strictObject({ group: z.literal('dns-servers'), protocol: z.literal('udp') }),
+        ]),
+      )
       .max(64)
       .default([]),
     'max-cpu-seconds': z.number().int().positive().default(3600),

@@ -345,6 +345,7 @@ export class LibraryHost {
   /** Hands the worker the configuration snapshot once; callouts refer to it by version. */
   publishSnapshot(version: number, json_config: unknown, server_config: unknown): void {
     this.configuredKeys.setConfiguration(json_config);
+    this.network.setConfiguration(json_config);
     if (this.redaction) {
       json_config = this.redaction.redact(json_config);
       server_config = this.redaction.redact(server_config);
