@@ -8,7 +8,7 @@
  * whose sign throws fails the update, counted as the library's failure.
  */
 import { randomBytes } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { LibraryStatsSnapshot } from '../src/hooks/library-stats.js';
@@ -48,7 +48,7 @@ afterAll(async () => {
   tmp?.cleanup();
 });
 
-async function startDaemon(isolation: 'thread' | 'process', mode: string, sandbox: Record<string, unknown> = {}): Promise<{ daemon: Daemon; sender: NcrSender }> {
+async function startDaemon(isolation: 'thread' | 'process', mode: string, sandbox: Record<string, unknown> = {}, env?: Record<string, string>): Promise<{ daemon: Daemon; sender: NcrSender }> {
   const port = await freePort();
   const socket = join(tmp.dir, `${++seq}.sock`);
   const json = configJson({
@@ -59,7 +59,7 @@ async function startDaemon(isolation: 'thread' | 'process', mode: string, sandbo
     hooks: [{ library: LIBRARY, parameters: { mode }, sandbox: { ...SANDBOX, ...sandbox, isolation } }],
   }) as { DhcpDdns: Record<string, unknown> };
   const file = writeJson(join(tmp.dir, `${seq}.json`), { DhcpDdns: { ...json.DhcpDdns, 'control-socket': { 'socket-type': 'unix', 'socket-name': socket } } });
-  const daemon = new Daemon(file, socket);
+  const daemon = new Daemon(file, socket, env ? { env } : {});
   const sender = new NcrSender({ serverAddress: '127.0.0.1', serverPort: port });
   running.push({ daemon, sender });
   await daemon.ready();
@@ -78,6 +78,26 @@ async function ended(d: Daemon, count: number, timeoutMs = 30_000): Promise<Reco
   throw new Error(`only ${(s['d2box.ncr-completed'] ?? 0) + (s['d2box.ncr-failed'] ?? 0)} of ${count} NCRs ended within ${timeoutMs} ms:\n${d.stdout()}${d.stderr()}`);
 }
 
+/** Signals the daemon to write a heap snapshot (bounded wait until it is whole); its text. */
+async function heapSnapshot(d: Daemon, dir: string): Promise<string> {
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(dir, { recursive: true });
+  process.kill(d.pid, 'SIGUSR2');
+  // Generous: a snapshot of a loaded daemon takes seconds on two shared cores.
+  for (let i = 0; i < 300; i++) {
+    await sleep(100);
+    const file = readdirSync(dir).find((f) => f.endsWith('.heapsnapshot'));
+    if (!file) continue;
+    const path = join(dir, file);
+    const size = statSync(path).size;
+    await sleep(200);
+    if (size === 0 || statSync(path).size !== size) continue;
+    const text = readFileSync(path, 'utf8');
+    if (text.trimEnd().endsWith('}')) return text;
+  }
+  throw new Error(`no heap snapshot in ${dir} within 30 s`);
+}
+
 async function library(d: Daemon): Promise<LibraryStatsSnapshot> {
   const a = await d.command('hooks-status');
   return (a.arguments.libraries as LibraryStatsSnapshot[])[0]!;
@@ -86,7 +106,9 @@ async function library(d: Daemon): Promise<LibraryStatsSnapshot> {
 for (const isolation of ['thread', 'process'] as const) {
   describe(`a key the library holds, ${isolation} mode, against BIND 9`, () => {
     it('signs and verifies every update: they land, and the secret appears nowhere on the daemon\'s side', async () => {
-      const { daemon, sender } = await startDaemon(isolation, 'right');
+      // A heap snapshot of the daemon's main thread on SIGUSR2, written to its own folder.
+      const snapshots = join(tmp.dir, `heap-${isolation}`);
+      const { daemon, sender } = await startDaemon(isolation, 'right', {}, { NODE_OPTIONS: `--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${snapshots}` });
       const requests = [1, 2, 3].map((i) => ncr({ fqdn: `h${i}-${isolation}.${ZONE}.`, ipAddress: `192.0.2.${20 + i}`, reverseChange: false }));
       for (const r of requests) await sender.send(r);
       const s = await ended(daemon, requests.length);
@@ -109,6 +131,11 @@ for (const isolation of ['thread', 'process'] as const) {
       ].join('\n');
       expect(seen).not.toContain(secret);
       expect(seen).not.toContain(hex);
+      // Nor in the main thread's heap, where the key's name is (the snapshot is real and searchable).
+      const heap = await heapSnapshot(daemon, snapshots);
+      expect(heap).toContain('held.key');
+      expect(heap).not.toContain(secret);
+      expect(heap).not.toContain(hex);
     });
 
     it('a wrong MAC gets BIND\'s BADSIG: the update fails and the key\'s update-error counts it', async () => {
