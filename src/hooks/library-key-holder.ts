@@ -99,8 +99,16 @@ export class LibraryKeyHolder implements TsigKeyHolder {
     this.flushQueued = false;
     const batch = this.outbox;
     this.outbox = [];
-    if (batch.length > 0 && !this.link.post({ t: 'key-ops', batch })) {
-      for (const op of batch) this.onResults([{ id: op.id, error: 'the library is not loaded' }]);
+    if (batch.length === 0 || this.link.post({ t: 'key-ops', batch })) return;
+    // No worker to ask (quarantined, restarting, stopped): each request fails now, not at its deadline.
+    const why = `hook library ${this.library} is not ready to sign or verify`;
+    for (const op of batch) {
+      const w = this.waiting.get(op.id);
+      if (!w) continue;
+      this.waiting.delete(op.id);
+      clearTimeout(w.timer);
+      this.link.failed('quarantined', why);
+      w.reject(new Error(why));
     }
   }
 
