@@ -221,7 +221,7 @@ export class DnsClient {
     if (!Number.isInteger(server.port) || server.port < 1 || server.port > 0xffff) return invalid(`bad port: ${server.port}`);
     const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
     if (!Number.isInteger(timeoutMs) || timeoutMs <= 0 || timeoutMs > MAX_DNS_SERVER_TIMEOUT) return invalid(`bad timeout: ${timeoutMs}`);
-    if (this.pending.size >= MAX_IN_FLIGHT) return invalid('too many updates in flight');
+    if (this.pending.size + this.signing.size >= MAX_IN_FLIGHT) return invalid('too many updates in flight');
 
     const id = this.freshId();
     let wire: Buffer;
@@ -233,14 +233,18 @@ export class DnsClient {
       wire.writeUInt16BE(id, 0); // the fresh ID, without copying the message to set it
       if (opts.key instanceof HeldTsigKey) {
         const held = new HeldTsigContext(opts.key);
+        // The ID is kept from other updates while the holder signs (it is in the signed bytes).
+        this.signing.add(id);
         return held.sign(wire).then(
           (signed) => {
-            // The ID was free when drawn; another update may have taken it while the holder signed.
+            this.signing.delete(id);
             if (this.closed) return invalidOutcome('the DNS client is closed', 'stopped');
-            if (this.pending.has(id)) return invalidOutcome('message id taken while the key\'s holder signed');
             return this.transmit(id, family, server, signed, undefined, held, timeoutMs);
           },
-          (e: unknown) => invalidOutcome(`the key's holder did not sign: ${e instanceof Error ? e.message : String(e)}`),
+          (e: unknown) => {
+            this.signing.delete(id);
+            return invalidOutcome(`the key's holder did not sign: ${e instanceof Error ? e.message : String(e)}`);
+          },
         );
       }
       if (opts.key) {
@@ -317,15 +321,18 @@ export class DnsClient {
     await Promise.all(closing);
   }
 
+  /** IDs of updates whose held key's holder is signing them: not in flight yet, but taken. */
+  private readonly signing = new Set<number>();
+
   private freshId(): number {
     for (let i = 0; i < 64; i++) {
       const id = randomInt(0, 0x10000);
-      if (!this.pending.has(id)) return id;
+      if (!this.pending.has(id) && !this.signing.has(id)) return id;
     }
     const start = randomInt(0, 0x10000);
     for (let i = 0; i < 0x10000; i++) {
       const id = (start + i) & 0xffff;
-      if (!this.pending.has(id)) return id;
+      if (!this.pending.has(id) && !this.signing.has(id)) return id;
     }
     throw new DnsError('invalid-argument', 'no free message id'); // unreachable: guarded by MAX_IN_FLIGHT
   }
