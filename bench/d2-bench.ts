@@ -9,7 +9,8 @@
  * library in its worker (the sample select-key-policy, mapping the server to
  * the key), the same with the library in a sandboxed process ("isolation":
  * "process"; its processes' CPU and memory counted with the daemon's), d2box
- * with no library, Kea's kea-dhcp-ddns — configured alike
+ * with no library, d2box with the key held by a library in its worker (it signs and
+ * verifies every update itself: bench/fixtures/held-key-select-key.mjs), Kea's kea-dhcp-ddns — configured alike
  * (one forward and one reverse domain, one HMAC-SHA256 TSIG key, 127.0.0.1 at
  * high ports, temp dirs), each run:
  *   start the daemon; warm up (W adds, then their W removes, unmeasured); N add NCRs, then the N
@@ -23,7 +24,7 @@
  * `ratio=<d2box with select_key NCR/s ÷ Kea NCR/s>` against the fast responder.
  *
  * Options: --quick (N=100, 1 run), --n N, --runs R, --window W, --warmup W,
- * --targets fast,bind, --daemons d2box+select_key,d2box+select_key/process,d2box,kea, --severity S (both
+ * --targets fast,bind, --daemons d2box+select_key,d2box+select_key/process,d2box+held_key,d2box,kea, --severity S (both
  * daemons' root logger at S; default: each as configured out of the box, INFO). Environment:
  * D2BENCH_DUMP=FILE appends each completion (send time, latency) per phase;
  * D2BENCH_NODE_ARGS adds node options to the d2box daemon (e.g. --cpu-prof);
@@ -51,10 +52,12 @@ const FORWARD_ZONE = 'bench.example.';
 const REVERSE_ZONE = '10.in-addr.arpa.';
 const KEY = { name: 'bench.key', algorithm: 'HMAC-SHA256', secret: 'OGQ3ZjQzNDBiZTk1YjI2ZDY2NmE1ZTBmZjM1ZmY5MmQ=' };
 const SELECT_KEY_LIB = join(ROOT, 'dist/sample-hooks/select-key-policy/index.js');
+/** The same key, held by a library that signs and verifies every update itself (issue 13). */
+const HELD_KEY_LIB = join(ROOT, 'bench/fixtures/held-key-select-key.mjs');
 
-type DaemonKind = 'd2box+select_key' | 'd2box+select_key/process' | 'd2box' | 'kea';
+type DaemonKind = 'd2box+select_key' | 'd2box+select_key/process' | 'd2box+held_key' | 'd2box' | 'kea';
 type TargetKind = 'fast' | 'bind';
-const ALL_DAEMONS: DaemonKind[] = ['d2box+select_key', 'd2box+select_key/process', 'd2box', 'kea'];
+const ALL_DAEMONS: DaemonKind[] = ['d2box+select_key', 'd2box+select_key/process', 'd2box+held_key', 'd2box', 'kea'];
 const ALL_TARGETS: TargetKind[] = ['fast', 'bind'];
 
 const { values: args } = parseArgs({
@@ -186,6 +189,9 @@ function d2Config(ncrPort: number, dnsPort: number, daemon: DaemonKind): unknown
     if (daemon === 'd2box+select_key/process') library['sandbox'] = { isolation: 'process' };
     d2['hooks-libraries'] = [library];
   }
+  if (daemon === 'd2box+held_key') {
+    d2['hooks-libraries'] = [{ library: HELD_KEY_LIB, parameters: { 'key-name': KEY.name, secret: KEY.secret } }];
+  }
   return { DhcpDdns: d2 };
 }
 
@@ -254,7 +260,7 @@ async function startDaemon(label: DaemonLabel, dnsPort: number): Promise<Daemon 
     const extra = (process.env['D2BENCH_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
     const cli = label.endsWith('@compare') ? COMPARE_CLI! : (process.env['D2BENCH_D2BOX_CLI'] ?? join(ROOT, 'dist/src/cli.js'));
     // Another build (--compare) loads this build's sample library: its hooks directory must allow it.
-    const hooksPath = [process.env['D2BOX_HOOKS_PATH'], join(ROOT, 'dist/sample-hooks')].filter(Boolean).join(':');
+    const hooksPath = [process.env['D2BOX_HOOKS_PATH'], join(ROOT, 'dist/sample-hooks'), join(ROOT, 'bench/fixtures')].filter(Boolean).join(':');
     child = spawn(process.execPath, [...extra, cli, '-c', conf], { cwd: dir, stdio: ['ignore', out, out], env: { ...process.env, D2BOX_HOOKS_PATH: hooksPath } });
   }
   closeSync(out);

@@ -4,7 +4,8 @@
  * callout changes it, so it only sends callouts this library has.
  */
 import { MAX_CALLOUTS_PER_HOOK, type Registrations } from '../src/hooks/protocol.js';
-import type { Callout, LibraryHandle as LibraryHandleApi } from './hooks-api.js';
+import type { Callout, KeyHolder, LentSocket, LibraryHandle as LibraryHandleApi, StatsMgr } from './hooks-api.js';
+import type { LentNetworkClient } from './lent-network.js';
 
 const NO_CALLOUTS: readonly Callout[] = Object.freeze([]);
 
@@ -21,7 +22,13 @@ export class LibraryHandle implements LibraryHandleApi {
     private readonly libraryName: string,
     private readonly parameters: Readonly<Record<string, unknown>>,
     private readonly hookPoints: ReadonlySet<string>,
+    readonly statsMgr: StatsMgr,
+    private readonly network: LentNetworkClient,
   ) {}
+
+  connect(endpoint: { address: string; port: number; protocol: 'udp' }): Promise<LentSocket> {
+    return this.network.connect(endpoint);
+  }
 
   registerCallout(hook: string, callout: Callout): void {
     // As Kea's CalloutManager: only registered hook points, or command hooks.
@@ -69,6 +76,14 @@ export class LibraryHandle implements LibraryHandleApi {
 
   getLibraryName(): string {
     return this.libraryName;
+  }
+
+  /** The holder of the keys this library hands back as held (registerKeyHolder). */
+  keyHolder: KeyHolder | undefined;
+
+  registerKeyHolder(holder: KeyHolder): void {
+    if (typeof holder?.sign !== 'function' || typeof holder?.verify !== 'function') throw new TypeError('a key holder has sign and verify functions');
+    this.keyHolder = holder;
   }
 
   calloutsFor(hook: string): readonly Callout[] {

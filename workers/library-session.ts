@@ -18,6 +18,8 @@ import {
   type CalloutResult,
   type FailureKind,
   type HostMessage,
+  type KeyOperation,
+  type KeyOperationResult,
   type OpenResult,
   type SerializedError,
   type SessionResult,
@@ -29,6 +31,8 @@ import type { Callout } from './hooks-api.js';
 import { IOServiceClient } from './io-service.js';
 import { LibraryHandle } from './library-handle.js';
 import { LogCapture } from './log-capture.js';
+import { LibraryStatsMgr } from './stats-mgr.js';
+import { LentNetworkClient } from './lent-network.js';
 
 /** What a session needs of its callout port: a MessagePort, or the process mode's IPC channel. */
 export interface CalloutPort {
@@ -100,11 +104,14 @@ interface Snapshot {
 export class LibrarySession {
   private readonly logs: LogCapture;
   private readonly io: IOServiceClient;
+  private readonly statsMgr: LibraryStatsMgr;
+  private readonly network: LentNetworkClient;
   private library!: LibraryHandle;
   private mod!: LibraryModule;
   /** The current snapshot and the one before it, for callouts already under way. */
   private readonly snapshots = new Map<number, Snapshot>();
   private results: CalloutResult[] = [];
+  private keyResults: KeyOperationResult[] = [];
   private flushQueued = false;
   private finish!: (result: SessionResult) => void;
 
@@ -115,6 +122,8 @@ export class LibrarySession {
   ) {
     this.logs = new LogCapture(this.boot.logLinesPerSecond, (m) => this.send(m));
     this.io = new IOServiceClient(ioPort, this.boot.ioCallTimeoutMs);
+    this.statsMgr = new LibraryStatsMgr((m) => this.port.postMessage(m));
+    this.network = new LentNetworkClient((m) => this.send(m));
   }
 
   run(): Promise<SessionResult> {
@@ -126,6 +135,7 @@ export class LibrarySession {
   }
 
   private send(message: WorkerMessage): void {
+    this.statsMgr.flush();
     this.port.postMessage(message);
   }
 
@@ -134,7 +144,7 @@ export class LibrarySession {
       this.mod = await importLibrary(this.boot);
       await checkVersion(this.boot, this.mod);
       const hookPoints = new Set(this.boot.hookPoints);
-      this.library = new LibraryHandle(this.boot.libraryName, deepFreeze(this.boot.parameters), hookPoints);
+      this.library = new LibraryHandle(this.boot.libraryName, deepFreeze(this.boot.parameters), hookPoints, this.statsMgr, this.network);
       // Kea registers exports named after hook points before calling load().
       for (const hook of this.boot.hookPoints) {
         const fn = this.mod[hook];
@@ -167,6 +177,14 @@ export class LibrarySession {
           if (result instanceof Promise) void result.then((r) => this.queueResult(r));
           else this.queueResult(result);
         }
+        return;
+      case 'net-opened':
+      case 'net-datagram':
+      case 'net-closed':
+        this.network.onMessage(message);
+        return;
+      case 'key-ops':
+        for (const op of message.batch) void this.runKeyOperation(op).then((r) => this.queueKeyResult(r));
         return;
       case 'snapshot':
         this.snapshots.set(message.version, deepFreeze({ json_config: message.json_config, server_config: message.server_config }));
@@ -320,6 +338,38 @@ export class LibrarySession {
       result.registrations = this.library.registrations();
     }
     return result;
+  }
+
+  /** A sign or verify for a key this library holds; never rejects (a failure is reported as the library's). */
+  private async runKeyOperation(op: KeyOperation): Promise<KeyOperationResult> {
+    const holder = this.library?.keyHolder;
+    try {
+      if (!holder) throw new Error('the library registered no key holder (LibraryHandle.registerKeyHolder)');
+      const key = { name: op.key, algorithm: op.algorithm };
+      const data = Buffer.from(op.data, 'base64');
+      if (op.op === 'sign') {
+        const mac = await holder.sign(key, data);
+        if (!(mac instanceof Uint8Array)) throw new TypeError('sign did not return a Uint8Array');
+        return { id: op.id, mac: Buffer.from(mac.buffer, mac.byteOffset, mac.byteLength).toString('base64') };
+      }
+      const verified = await holder.verify(key, data, Buffer.from(op.mac ?? '', 'base64'));
+      if (typeof verified !== 'boolean') throw new TypeError('verify did not return a boolean');
+      return { id: op.id, verified };
+    } catch (err) {
+      return { id: op.id, error: serializeError('throw', err).message };
+    }
+  }
+
+  private queueKeyResult(result: KeyOperationResult): void {
+    this.keyResults.push(result);
+    if (this.keyResults.length === 1) {
+      queueMicrotask(() => {
+        const batch = this.keyResults;
+        this.keyResults = [];
+        // 256 MACs of the largest size allowed are about 360 KB: inside a process channel's frame.
+        for (let i = 0; i < batch.length; i += 256) this.send({ t: 'key-results', batch: batch.slice(i, i + 256) });
+      });
+    }
   }
 
   private queueResult(result: CalloutResult): void {

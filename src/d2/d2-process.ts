@@ -113,6 +113,7 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
     super();
     this.hooks = opts.hooks ?? new HooksManager({ baseDir: process.cwd() });
     this.stats = opts.stats ?? new StatsMgr();
+    this.hooks.useStatistics(this.stats);
     this.log = opts.log ?? new Logger('kea-dhcp-ddns');
     this.shutdownTimeoutMs = opts.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
     declareD2Stats(this.stats);

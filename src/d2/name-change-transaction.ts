@@ -44,6 +44,7 @@ import type { DnsClient, DnsUpdateOutcome } from '../dns/dns-client.js';
 import { Name } from '../dns/name.js';
 import { rdataA, rdataAAAA, rdataDHCID, rdataPTR, type Rdata } from '../dns/rdata.js';
 import { TsigKey } from '../dns/tsig.js';
+import { HeldTsigKey, type TsigKeyHolder } from '../dns/held-tsig-key.js';
 import { D2UpdateMessage } from '../dns/update-message.js';
 import { Logger } from '../log/logger.js';
 import type { NameChangeRequest } from '../ncr/name-change-request.js';
@@ -229,7 +230,7 @@ export abstract class NameChangeTransaction {
   private nextServerPos = 0;
   private currentServer: DnsServerConfig | undefined;
   private currentDomain: DdnsDomainConfig | undefined;
-  private tsigKey: TsigKey | null = null;
+  private tsigKey: TsigKey | HeldTsigKey | null = null;
   /** The key's name for `key[NAME].*` statistics, as configured or as select_key named it. */
   private tsigKeyName = '';
   private outcome: DnsUpdateOutcome | undefined;
@@ -481,7 +482,7 @@ export abstract class NameChangeTransaction {
   /** Kea's selectTSIGKey: the configured key, then select_key may change it or skip the server. */
   private async selectTsigKey(server: DnsServerConfig): Promise<boolean> {
     const keyName = effectiveKeyName(this.currentDomain!, server);
-    let key: TsigKey | null = keyName ? this.ctx.keys.get(keyName) ?? null : null;
+    let key: TsigKey | HeldTsigKey | null = keyName ? this.ctx.keys.get(keyName) ?? null : null;
     let name = key ? keyName : '';
     const hooks = this.ctx.hooks;
     if (hooks?.calloutsPresent('select_key')) {
@@ -501,14 +502,15 @@ export abstract class NameChangeTransaction {
         this.ctx.log.info('DHCP_DDNS_SERVER_SKIPPED', `DHCP_DDNS Request ID ${this.requestId}: select_key skipped DNS server ${this.serverText()} (status ${status})`);
         return false;
       }
-      const chosen = handle.hasArgument('tsig_key') ? handle.getArgument<KeyArgument | null>('tsig_key') : null;
+      const chosen = handle.hasArgument('tsig_key') ? handle.getArgument<KeyArgument | HeldKeyArgument | null>('tsig_key') : null;
       if (chosen === null || chosen === undefined) {
         key = null;
         name = '';
       } else {
         name = chosen.name;
         try {
-          key = selectedKey(chosen);
+          // A key a hook library holds: it makes and checks the MACs (held-tsig-key.ts).
+          key = 'held' in chosen ? new HeldTsigKey(chosen.name, chosen.algorithm, chosen.held) : selectedKey(chosen);
         } catch (e) {
           this.ctx.log.error('DHCP_DDNS_SELECT_KEY_INVALID', `DHCP_DDNS Request ID ${this.requestId}: select_key returned an unusable key for ${this.serverText()}: ${(e as Error).message}; server skipped`);
           return false;
@@ -633,6 +635,12 @@ export abstract class NameChangeTransaction {
   protected get leaseTtl(): number {
     return this.ncr.leaseLength;
   }
+}
+
+interface HeldKeyArgument {
+  name: string;
+  algorithm: string;
+  held: TsigKeyHolder;
 }
 
 interface KeyArgument {

@@ -19,10 +19,11 @@ import { randomInt } from 'node:crypto';
 import dgram from 'node:dgram';
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { rcodeToText } from './codes.js';
+import { Rcode, rcodeToText } from './codes.js';
 import { DnsError, type DnsErrorKind } from './errors.js';
 import { decodeMessage, encodeMessage, scanUpdateResponse, type DecodedMessage, type Message } from './message.js';
 import { TsigContext, type TsigKey } from './tsig.js';
+import { HeldTsigContext, HeldTsigKey } from './held-tsig-key.js';
 import { D2UpdateMessage, validateUpdateResponse } from './update-message.js';
 
 /** Kea's default dns-server-timeout, milliseconds. */
@@ -36,8 +37,8 @@ export interface DnsServerAddress {
 }
 
 export interface UpdateOptions {
-  /** Sign with this key and require a verified signed answer. */
-  key?: TsigKey | null;
+  /** Sign with this key and require a verified signed answer (a held key: its holder makes and checks the MACs). */
+  key?: TsigKey | HeldTsigKey | null;
   /** Milliseconds; defaults to the client's timeout. */
   timeoutMs?: number;
 }
@@ -79,6 +80,8 @@ interface Pending {
   address: string;
   port: number;
   context: TsigContext | undefined;
+  /** Set instead of `context` for a held key: the answer is checked asynchronously, by the key's holder. */
+  held?: HeldTsigContext;
   /** performance.now() after which the update has timed out. */
   deadline: number;
   timeoutMs: number;
@@ -218,7 +221,7 @@ export class DnsClient {
     if (!Number.isInteger(server.port) || server.port < 1 || server.port > 0xffff) return invalid(`bad port: ${server.port}`);
     const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
     if (!Number.isInteger(timeoutMs) || timeoutMs <= 0 || timeoutMs > MAX_DNS_SERVER_TIMEOUT) return invalid(`bad timeout: ${timeoutMs}`);
-    if (this.pending.size >= MAX_IN_FLIGHT) return invalid('too many updates in flight');
+    if (this.pending.size + this.signing.size >= MAX_IN_FLIGHT) return invalid('too many updates in flight');
 
     const id = this.freshId();
     let wire: Buffer;
@@ -228,6 +231,22 @@ export class DnsClient {
       if (m.qr) return invalid('cannot send a message with the QR flag set');
       wire = encodeMessage(m);
       wire.writeUInt16BE(id, 0); // the fresh ID, without copying the message to set it
+      if (opts.key instanceof HeldTsigKey) {
+        const held = new HeldTsigContext(opts.key);
+        // The ID is kept from other updates while the holder signs (it is in the signed bytes).
+        this.signing.add(id);
+        return held.sign(wire).then(
+          (signed) => {
+            this.signing.delete(id);
+            if (this.closed) return invalidOutcome('the DNS client is closed', 'stopped');
+            return this.transmit(id, family, server, signed, undefined, held, timeoutMs);
+          },
+          (e: unknown) => {
+            this.signing.delete(id);
+            return invalidOutcome(`the key's holder did not sign: ${e instanceof Error ? e.message : String(e)}`);
+          },
+        );
+      }
       if (opts.key) {
         context = new TsigContext(opts.key);
         wire = context.sign(wire);
@@ -236,13 +255,18 @@ export class DnsClient {
       return invalid(e instanceof Error ? e.message : String(e));
     }
 
+    return this.transmit(id, family, server, wire, context, undefined, timeoutMs);
+  }
+
+  private transmit(id: number, family: 4 | 6, server: DnsServerAddress, wire: Buffer, context: TsigContext | undefined, held: HeldTsigContext | undefined, timeoutMs: number): Promise<DnsUpdateOutcome> {
     const socket = this.socketFor(family);
     this.stats.sent++;
-    if (context) this.stats.signed++;
+    if (context || held) this.stats.signed++;
     else this.stats.unsigned++;
     return new Promise<DnsUpdateOutcome>((resolve) => {
       const deadline = performance.now() + timeoutMs;
       const p: Pending = { id, family, address: server.address, port: server.port, context, deadline, timeoutMs, resolve };
+      if (held) p.held = held;
       this.pending.set(id, p);
       if (deadline < this.timerDue) this.armTimer(deadline);
       socket.send(wire, server.port, server.address, (e) => {
@@ -297,15 +321,18 @@ export class DnsClient {
     await Promise.all(closing);
   }
 
+  /** IDs of updates whose held key's holder is signing them: not in flight yet, but taken. */
+  private readonly signing = new Set<number>();
+
   private freshId(): number {
     for (let i = 0; i < 64; i++) {
       const id = randomInt(0, 0x10000);
-      if (!this.pending.has(id)) return id;
+      if (!this.pending.has(id) && !this.signing.has(id)) return id;
     }
     const start = randomInt(0, 0x10000);
     for (let i = 0; i < 0x10000; i++) {
       const id = (start + i) & 0xffff;
-      if (!this.pending.has(id)) return id;
+      if (!this.pending.has(id) && !this.signing.has(id)) return id;
     }
     throw new DnsError('invalid-argument', 'no free message id'); // unreachable: guarded by MAX_IN_FLIGHT
   }
@@ -354,11 +381,35 @@ export class DnsClient {
         this.stats.stray++;
         return;
       }
+      if (p.held) {
+        void this.evaluateHeld(p, p.held, msg).then((outcome) => this.finish(p, outcome));
+        return;
+      }
       this.finish(p, this.evaluate(p, msg));
     } catch (e) {
       // Never let a received datagram throw out of the event loop.
       this.stats.stray++;
     }
+  }
+
+  /** An answer to an update signed with a held key: decoded in full, its TSIG checked by the key's holder. Never rejects. */
+  private async evaluateHeld(p: Pending, held: HeldTsigContext, msg: Buffer): Promise<DnsUpdateOutcome> {
+    const id = p.id;
+    const decoded = decodeMessage(msg);
+    if (!decoded.ok) return { status: 'malformed', error: decoded.error, id };
+    const valid = validateUpdateResponse(decoded.value);
+    if (!valid.ok) return { status: 'malformed', error: valid.error, id, response: decoded.value };
+    const response = valid.value;
+    let v;
+    try {
+      v = await held.verifyResponse(msg, response);
+    } catch (e) {
+      return { status: 'tsig-error', error: new DnsError('tsig-error', `the key's holder did not verify the answer: ${e instanceof Error ? e.message : String(e)}`), id, tsigError: Rcode.BADSIG, response };
+    }
+    if (!v.ok) {
+      return { status: 'tsig-error', error: new DnsError('tsig-error', `TSIG verification failed: ${rcodeToText(v.error)}: ${v.reason} (rcode ${rcodeToText(response.rcode)})`), id, tsigError: v.error, response };
+    }
+    return { status: 'success', rcode: response.rcode, response, id, signed: true };
   }
 
   private evaluate(p: Pending, msg: Buffer): DnsUpdateOutcome {

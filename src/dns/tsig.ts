@@ -165,7 +165,7 @@ export interface TsigVariables {
 }
 
 /** The TSIG variables block of RFC 8945 §4.3.3. */
-export function tsigVariables(key: TsigKey, v: TsigVariables): Buffer {
+export function tsigVariables(key: Pick<TsigKey, 'tsigVariablesPrefix'>, v: TsigVariables): Buffer {
   const prefix = key.tsigVariablesPrefix();
   const out = Buffer.allocUnsafe(prefix.length + 12 + v.otherData.length);
   let o = prefix.copy(out, 0);
@@ -179,14 +179,14 @@ export function tsigVariables(key: TsigKey, v: TsigVariables): Buffer {
 }
 
 /** `message` with the ID replaced and ARCOUNT decremented, as digested. */
-function digestedMessage(messageBeforeTsig: Uint8Array, originalId: number, arcountAdjust: number): Buffer {
+export function digestedMessage(messageBeforeTsig: Uint8Array, originalId: number, arcountAdjust: number): Buffer {
   const m = Buffer.from(messageBeforeTsig);
   m.writeUInt16BE(originalId, 0);
   m.writeUInt16BE((m.readUInt16BE(10) - arcountAdjust) & 0xffff, 10);
   return m;
 }
 
-function requestMacPrefix(requestMac: Uint8Array | undefined): Uint8Array[] {
+export function requestMacPrefix(requestMac: Uint8Array | undefined): Uint8Array[] {
   if (!requestMac) return [];
   const len = Buffer.allocUnsafe(2);
   len.writeUInt16BE(requestMac.length);

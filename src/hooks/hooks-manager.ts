@@ -11,6 +11,8 @@ import { IOService } from './io-service.js';
 import { HooksLibrariesSchema, type HookLibraryConfig, type HookLibraryConfigInput } from './library-config.js';
 import { HookLibraryError, LibraryHost, type CalloutOutcome } from './library-host.js';
 import type { LibraryStatsSnapshot } from './library-stats.js';
+import { LibraryStatistics } from './library-statistics.js';
+import { StatsMgr } from '../stats/stats-mgr.js';
 import { ARG_REF_KEY, NextStep, type ArgRef, type NextStepStatus, type SerializedError } from './protocol.js';
 import { ServerHooks, type CommandResponse, type HookPoint } from './server-hooks.js';
 
@@ -56,11 +58,18 @@ export class HooksManager {
   private byHook = new Map<string, LibraryHost[]>();
   private snapshot: { version: number; json_config: unknown; server_config: unknown } | undefined;
   private snapshotVersion = 0;
+  /** Where libraries' statistics go: the daemon's StatsMgr once useStatistics is called. */
+  private statistics = new LibraryStatistics(new StatsMgr());
 
   constructor(options: HooksManagerOptions = {}) {
     this.serverHooks = options.serverHooks ?? new ServerHooks();
     this.io = options.io ?? new IOService();
     this.baseDir = options.baseDir;
+  }
+
+  /** Libraries' statistics are kept in `stats`, beside the daemon's (before any library is loaded). */
+  useStatistics(stats: StatsMgr): void {
+    this.statistics = new LibraryStatistics(stats);
   }
 
   /**
@@ -277,6 +286,7 @@ export class HooksManager {
       io: this.io,
       baseDir: this.baseDir,
       onRegistrationsChanged,
+      statistics: this.statistics,
     });
   }
 

@@ -29,6 +29,20 @@ export const SandboxPolicySchema = z
     'io-throttle-seconds': z.number().int().nonnegative().max(3600).default(5),
     // Process mode only (src/hooks/process-sandbox.ts): paths the library may write, and OS limits.
     'allow-write': z.array(z.string().min(1)).default([]),
+    /**
+     * Endpoints the library may reach through sockets the host opens for it (lent-network.ts):
+     * a process library's only way out of its sandbox, which has only its own `lo`.
+     */
+    'allow-connect': z
+      .array(
+        z.union([
+          z.strictObject({ address: z.union([z.ipv4(), z.ipv6()]), port: z.number().int().min(1).max(65_535), protocol: z.literal('udp') }),
+          // Every DNS server of the current configuration (forward-ddns and reverse-ddns), as it changes.
+          z.strictObject({ group: z.literal('dns-servers'), protocol: z.literal('udp') }),
+        ]),
+      )
+      .max(64)
+      .default([]),
     'max-cpu-seconds': z.number().int().positive().default(3600),
     'max-open-files': z.number().int().min(16).max(65_536).default(256),
     /**

@@ -24,6 +24,10 @@ import { IORation, ioRationLimits } from './io-ration.js';
 import { LineBudget } from './line-budget.js';
 import { maxExternalMb, seesSecrets, type HookLibraryConfig } from './library-config.js';
 import { LibraryLog } from './library-log.js';
+import { LibraryStatistics } from './library-statistics.js';
+import { LibraryKeyHolder } from './library-key-holder.js';
+import { LentNetwork } from './lent-network.js';
+import { StatsMgr } from '../stats/stats-mgr.js';
 import { LibraryMemoryWatch } from './library-memory-watch.js';
 import { LibraryStats, type LibraryState } from './library-stats.js';
 import { IpcCalloutPort, ProcessPool } from './process-pool.js';
@@ -211,6 +215,8 @@ export interface LibraryHostDeps {
   io: IOService;
   baseDir?: string;
   onRegistrationsChanged: () => void;
+  /** Where the library's own statistics go (library-statistics.ts). */
+  statistics?: LibraryStatistics;
 }
 
 /** Hosts with a worker or process alive: what a forced shutdown must end (LibraryHost.stopAllNow). */
@@ -244,6 +250,12 @@ export class LibraryHost {
     this.log.warn('HOOKS_IO_ERRORS_SUPPRESSED', `hook library ${this.name}: dropped ${dropped} IOService error lines over the limit of ${IO_ERROR_LINES_PER_SECOND}/s`));
   /** performance.now() at or before the start of the library's current process (or thread): the host's own clock for its CPU use. */
   private childSince = 0;
+  /** Signs and verifies with the keys the library holds (select_key's `held: true`). */
+  readonly keyHolder: LibraryKeyHolder;
+  /** The sockets its `allow-connect` policy lends it (lent-network.ts). */
+  private readonly network: LentNetwork;
+  /** The library's own statistics; kept apart when the host is given nowhere to put them (a bench). */
+  private readonly statistics: LibraryStatistics;
 
   constructor(
     readonly config: HookLibraryConfig,
@@ -252,6 +264,20 @@ export class LibraryHost {
   ) {
     this.name = config.library;
     this.stats = new LibraryStats(config.library, index);
+    this.statistics = deps.statistics ?? new LibraryStatistics(new StatsMgr());
+    this.network = new LentNetwork(config.sandbox['allow-connect'], (message) => {
+      if (this.session?.loaded) this.session.port.postMessage(message);
+    });
+    this.keyHolder = new LibraryKeyHolder(config.library, {
+      post: (message) => {
+        const session = this.session;
+        if (!session?.loaded || this.stats.state !== 'ready') return false;
+        session.port.postMessage(message);
+        return true;
+      },
+      deadlineMs: () => this.policy['callout-timeout-ms'],
+      failed: (kind, message) => this.recordFailure(serializeError(kind, new Error(message)), 'select_key'),
+    });
     this.log = new LibraryLog(config.library, config.sandbox['log-lines-per-second']);
     this.redaction = seesSecrets(config.sandbox) ? undefined : new SecretRedaction();
     this.configuredKeys = this.redaction ?? new SecretRedaction();
@@ -319,6 +345,7 @@ export class LibraryHost {
   /** Hands the worker the configuration snapshot once; callouts refer to it by version. */
   publishSnapshot(version: number, json_config: unknown, server_config: unknown): void {
     this.configuredKeys.setConfiguration(json_config);
+    this.network.setConfiguration(json_config);
     if (this.redaction) {
       json_config = this.redaction.redact(json_config);
       server_config = this.redaction.redact(server_config);
@@ -344,10 +371,13 @@ export class LibraryHost {
       session.abort.abort();
     }
     this.failAll(undefined);
+    this.keyHolder.abandonAll(`hook library ${this.name} was unloaded`);
+    this.network.closeAll();
     await this.destroyPool();
     if (this.stats.state !== 'quarantined') this.stats.state = 'stopped';
     this.registrations = {};
     this.deps.onRegistrationsChanged();
+    this.statistics.removeAll(this);
     this.log.close();
   }
 
@@ -457,6 +487,12 @@ export class LibraryHost {
   private restoreKey(result: CalloutResult): void {
     if (!result.set || !('tsig_key' in result.set)) return;
     const chosen = result.set.tsig_key;
+    if (typeof chosen === 'object' && chosen !== null && (chosen as { held?: unknown }).held === true) {
+      // A key the library holds: the engine asks this library for its MACs.
+      const { name, algorithm } = chosen as { name?: unknown; algorithm?: unknown };
+      result.set.tsig_key = { name, algorithm, held: this.keyHolder };
+      return;
+    }
     if (!this.redaction && (typeof chosen !== 'object' || chosen === null || 'secret' in chosen)) return;
     const restored = this.configuredKeys.restoreKey(chosen);
     if ('key' in restored) {
@@ -584,6 +620,19 @@ export class LibraryHost {
       case 'memory':
         this.memory.report(message.heapBytes, message.externalBytes);
         return;
+      case 'net-open':
+      case 'net-send':
+      case 'net-close':
+        this.network.handle(message);
+        return;
+      case 'key-results':
+        this.keyHolder.onResults(message.batch);
+        return;
+      case 'stats':
+        for (const refusal of this.statistics.apply(this, message.updates)) {
+          this.log.warn('HOOKS_STATISTIC_REFUSED', `hook library ${this.name}: ${this.log.quote(refusal, 512)}`);
+        }
+        return;
     }
   }
 
@@ -619,6 +668,8 @@ export class LibraryHost {
     if (session !== this.session) return;
     this.session = undefined;
     this.memory.unwatch();
+    this.network.closeAll();
+    this.keyHolder.abandonAll(`hook library ${this.name}: its worker stopped`);
     if (this.stopping) {
       // The session result carries the unload outcome too: log it from there when
       // the 'unloaded' message was still queued on the port closed above.

@@ -6,7 +6,7 @@
  */
 import { MessagePort } from 'node:worker_threads';
 import { z } from 'zod';
-import { FAILURE_KINDS, HELD_LIMITS, LIBRARY_REPORTED_FAILURE_KINDS, MAX_CALLOUTS_PER_HOOK, type CalloutResult, type IOServiceRemote, type OpenResult, type Registrations, type SerializedError, type SessionResult, type WorkerMessage } from './protocol.js';
+import { FAILURE_KINDS, HELD_LIMITS, LIBRARY_REPORTED_FAILURE_KINDS, MAX_CALLOUTS_PER_HOOK, type CalloutResult, type IOServiceRemote, LIBRARY_STATS_LIMITS, type StatisticUpdate, HELD_KEY_MAC_OCTETS, type KeyOperationResult, LENT_NETWORK_LIMITS, type OpenResult, type Registrations, type SerializedError, type SessionResult, type WorkerMessage } from './protocol.js';
 
 const RegistrationsSchema = z
   .record(z.string().max(HELD_LIMITS.hookNameChars), z.number().int().nonnegative().max(MAX_CALLOUTS_PER_HOOK))
@@ -39,7 +39,36 @@ export const CalloutResultSchema = z.object({
   durationUs: z.number().nonnegative(),
 }) satisfies z.ZodType<CalloutResult>;
 
+const StatisticName = z.string().min(1).max(LIBRARY_STATS_LIMITS.nameChars);
+const StatisticUpdateSchema = z.discriminatedUnion('op', [
+  z.strictObject({
+    op: z.enum(['set', 'add']),
+    name: StatisticName,
+    type: z.enum(['integer', 'float', 'duration', 'string']),
+    value: z.union([z.number().finite(), z.string().max(LIBRARY_STATS_LIMITS.stringChars)]),
+  }).refine((u) => (u.type === 'string') === (typeof u.value === 'string'), 'a statistic value of the wrong type')
+    .refine((u) => u.type === 'float' || u.type === 'string' || Number.isSafeInteger(u.value), 'an integer or duration that is not a safe integer'),
+  z.strictObject({ op: z.enum(['remove', 'reset']), name: StatisticName }),
+  z.strictObject({ op: z.literal('max-sample-count'), name: StatisticName, count: z.number().int().min(0).max(LIBRARY_STATS_LIMITS.samples) }),
+  z.strictObject({ op: z.literal('max-sample-age'), name: StatisticName, ageMs: z.number().finite().nonnegative() }),
+]) satisfies z.ZodType<StatisticUpdate>;
+
+const KeyOperationResultSchema = z.strictObject({
+  id: z.number().int(),
+  mac: z.string().max(Math.ceil(HELD_KEY_MAC_OCTETS.max / 3) * 4).regex(/^[A-Za-z0-9+/]*={0,2}$/, 'a MAC is base64').optional(),
+  verified: z.boolean().optional(),
+  error: cut(HELD_LIMITS.errorMessageChars).optional(),
+}) satisfies z.ZodType<KeyOperationResult>;
+
+const SocketId = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const LentEndpointSchema = z.strictObject({ address: z.string().max(64), port: z.number().int().min(1).max(65_535), protocol: z.literal('udp') });
+
 export const WorkerMessageSchema = z.discriminatedUnion('t', [
+  z.strictObject({ t: z.literal('net-open'), id: SocketId, endpoint: LentEndpointSchema }),
+  z.strictObject({ t: z.literal('net-send'), id: SocketId, data: z.string().max(Math.ceil(LENT_NETWORK_LIMITS.datagramBytes / 3) * 4).regex(/^[A-Za-z0-9+/]*={0,2}$/) }),
+  z.strictObject({ t: z.literal('net-close'), id: SocketId }),
+  z.object({ t: z.literal('key-results'), batch: z.array(KeyOperationResultSchema).max(4096) }),
+  z.object({ t: z.literal('stats'), updates: z.array(StatisticUpdateSchema).max(LIBRARY_STATS_LIMITS.updatesPerMessage) }),
   z.object({ t: z.literal('loaded'), multiThreadingCompatible: z.boolean(), registrations: RegistrationsSchema }),
   z.object({ t: z.literal('load-failed'), error: reportedError(['load']) }),
   z.object({ t: z.literal('results'), batch: z.array(CalloutResultSchema) }),

@@ -173,7 +173,36 @@ export interface CalloutRequest {
 export type HostMessage =
   | { t: 'snapshot'; version: number; json_config: unknown; server_config: unknown }
   | { t: 'callouts'; batch: CalloutRequest[] }
+  | { t: 'key-ops'; batch: KeyOperation[] }
+  | NetworkToLibrary
   | { t: 'unload' };
+
+/**
+ * A key the library holds (select_key set `tsig_key` to `{ name, algorithm, held: true }`):
+ * the host asks it for the MAC over RFC 8945 §4.3's input of an outgoing update
+ * (`sign`), or to check the MAC of an answer (`verify`). Bytes cross as base64 in
+ * both modes. Sent in batches, like callouts; each has the callout deadline.
+ */
+export interface KeyOperation {
+  id: number;
+  op: 'sign' | 'verify';
+  key: string;
+  algorithm: string;
+  data: string;
+  /** For `verify`: the MAC the answer carries. */
+  mac?: string;
+}
+
+/** The library's answer: a MAC (base64) for `sign`, a verdict for `verify`, or why it could not. */
+export interface KeyOperationResult {
+  id: number;
+  mac?: string;
+  verified?: boolean;
+  error?: string;
+}
+
+/** A held key's MAC, in octets: RFC 8945's floor, and far above any real one (GSS-TSIG's are under 100). */
+export const HELD_KEY_MAC_OCTETS = { min: 10, max: 1024 } as const;
 
 // ---------------------------------------------------------------------------
 // Callout port: worker → host (validated by the host)
@@ -217,7 +246,72 @@ export type WorkerMessage =
   | { t: 'log'; lines: { level: LogLevel; text: string }[]; suppressed: number }
   | { t: 'registrations'; registrations: Registrations }
   | { t: 'unloaded'; unloadReturn: number | null; error?: SerializedError }
-  | MemoryReport;
+  | MemoryReport
+  | StatisticsMessage
+  | { t: 'key-results'; batch: KeyOperationResult[] }
+  | NetworkFromLibrary;
+
+// ---------------------------------------------------------------------------
+// A lent network: the endpoints the library's `allow-connect` policy lists, reached
+// through sockets the host opens and relays (lent-network.ts). A process library's
+// sandbox has only its own `lo`; this is its only way out. Datagrams cross as base64.
+
+export interface LentEndpoint {
+  address: string;
+  port: number;
+  protocol: 'udp';
+}
+
+export type NetworkFromLibrary =
+  | { t: 'net-open'; id: number; endpoint: LentEndpoint }
+  | { t: 'net-send'; id: number; data: string }
+  | { t: 'net-close'; id: number };
+
+export type NetworkToLibrary =
+  | { t: 'net-opened'; id: number; error?: string }
+  | { t: 'net-datagram'; id: number; data: string }
+  | { t: 'net-closed'; id: number; error?: string };
+
+/** Bounds on a library's lent sockets: how many at once, and a datagram's size (UDP's largest payload). */
+export const LENT_NETWORK_LIMITS = { sockets: 16, datagramBytes: 65_507 } as const;
+
+// ---------------------------------------------------------------------------
+// A library's own statistics (the StatsMgr of d2box/hooks): fire-and-forget
+// updates, sent in the same turn as the callout results they were made in (and
+// before them), so a statistic costs no round trip of its own. Untrusted: the
+// host applies only updates to statistics the library owns (names of the daemon
+// or of another library are refused), within LIBRARY_STATS_LIMITS.
+
+/** Kea's observation types; a duration crosses as microseconds. */
+export type StatisticType = 'integer' | 'float' | 'duration' | 'string';
+
+export type StatisticUpdate =
+  | { op: 'set' | 'add'; name: string; type: StatisticType; value: number | string }
+  | { op: 'remove' | 'reset'; name: string }
+  | { op: 'max-sample-count'; name: string; count: number }
+  | { op: 'max-sample-age'; name: string; ageMs: number };
+
+export interface StatisticsMessage {
+  t: 'stats';
+  updates: StatisticUpdate[];
+}
+
+/**
+ * Bounds on a library's statistics. The worker holds its updates to them before
+ * sending (so an honest library is told by a throw, not failed); the host checks
+ * them again. `updatesPerMessage` keeps one message well inside a process
+ * channel's frame (CHILD_FRAME_BOUNDS: 256 updates of the longest name and
+ * string are about 350 KB and 3,000 values).
+ */
+export const LIBRARY_STATS_LIMITS = {
+  /** Statistics one library may own at once. */
+  statistics: 1000,
+  nameChars: 255,
+  stringChars: 1024,
+  /** Samples one of its statistics keeps, whatever its count or age limit. */
+  samples: 1000,
+  updatesPerMessage: 256,
+} as const;
 
 /**
  * A worker thread's own memory, sent every MEMORY_REPORT_INTERVAL_MS from its

@@ -4,6 +4,7 @@
  * and the next-step statuses the server honours; a status a hook point does not
  * honour counts as CONTINUE.
  */
+import { LibraryKeyHolder } from './library-key-holder.js';
 import { z } from 'zod';
 import { TSIG_ALGORITHMS, type TsigAlgorithm } from '../dns/tsig.js';
 import { NextStep, type NextStepStatus } from './protocol.js';
@@ -43,6 +44,18 @@ export const TsigKeySchema = z
       .pipe(z.enum(TSIG_ALGORITHM_NAMES)),
     secret: z.string().regex(/^[A-Za-z0-9+/]+={0,2}$/, 'secret must be base64').min(4),
     'digest-bits': z.number().int().nonnegative().optional(),
+  })
+  .strict();
+
+/**
+ * A key the library holds (it signs and verifies; the server never sees the material):
+ * what the library's host makes of select_key's `{ name, algorithm, held: true }`.
+ */
+export const HeldKeySchema = z
+  .object({
+    name: z.string().min(1).max(255),
+    algorithm: z.string().min(1).max(255),
+    held: z.custom<LibraryKeyHolder>((v) => v instanceof LibraryKeyHolder, 'held must be set by the server'),
   })
   .strict();
 
@@ -99,7 +112,7 @@ export const D2_HOOK_POINTS: readonly HookPoint[] = [
     name: 'select_key',
     arguments: {
       current_server: { direction: 'in', transport: 'value', schema: DnsServerSchema },
-      tsig_key: { direction: 'in/out', transport: 'value', schema: TsigKeySchema.nullable() },
+      tsig_key: { direction: 'in/out', transport: 'value', schema: z.union([TsigKeySchema, HeldKeySchema]).nullable() },
     },
     honoured: [NextStep.SKIP, NextStep.DROP, NextStep.PARK],
   },

@@ -12,7 +12,20 @@
  * its statistics, so a D2 statistic holds one sample; `declareD2Stats` does
  * the same. A reset clears the samples and records a 0.
  */
-export type Sample = [number, string];
+export type Sample = [number | string, string];
+
+/**
+ * Kea's four observation types (Observation::Type). A JavaScript number is both of
+ * Kea's numbers, so a value's type is said, not guessed; a duration is kept in
+ * microseconds and shown as Kea's durationToText does, "HH:MM:SS.ffffff".
+ */
+export const STAT_TYPES = ['integer', 'float', 'duration', 'string'] as const;
+export type StatType = (typeof STAT_TYPES)[number];
+
+/** Kea's InvalidStatType: a statistic set or added to with a value of another type. */
+export class InvalidStatType extends Error {
+  override name = 'InvalidStatType';
+}
 
 /** Kea's default max-sample-count (Observation::default_max_sample_count_). */
 export const DEFAULT_MAX_SAMPLES = 20;
@@ -26,20 +39,30 @@ interface Limits {
 
 class Observation {
   /** Newest first; times in microseconds since the epoch. */
-  private readonly values: number[] = [];
+  private readonly values: (number | string)[] = [];
   private readonly times: number[] = [];
 
-  constructor(public limits: Limits) {}
+  constructor(
+    public limits: Limits,
+    readonly type: StatType = 'integer',
+    /** Samples kept whatever the limits say (Kea has no such bound; a library's statistics do). */
+    private readonly maxSamples = Infinity,
+  ) {}
 
   get value(): number {
-    return this.values[0] ?? 0;
+    const v = this.values[0];
+    return typeof v === 'number' ? v : 0;
+  }
+
+  get typedValue(): number | string {
+    return this.values[0] ?? neutralValue(this.type);
   }
 
   get size(): number {
     return this.values.length;
   }
 
-  set(value: number): void {
+  set(value: number | string): void {
     this.values.unshift(value);
     this.times.unshift(nowMicros());
     this.trim();
@@ -56,10 +79,15 @@ class Observation {
   }
 
   samples(): Sample[] {
-    return this.values.map((v, i) => [v, keaTimestamp(this.times[i]!)] as Sample);
+    const shown = this.type === 'duration' ? (v: number | string) => durationText(v as number) : (v: number | string) => v;
+    return this.values.map((v, i) => [shown(v), keaTimestamp(this.times[i]!)] as Sample);
   }
 
   private trim(): void {
+    if (this.values.length > this.maxSamples) {
+      this.values.length = this.maxSamples;
+      this.times.length = this.maxSamples;
+    }
     if (this.values.length <= 1) return;
     if (this.limits.byCount) {
       const max = Math.max(0, this.limits.count);
@@ -78,6 +106,19 @@ class Observation {
       this.values.pop();
     }
   }
+}
+
+function neutralValue(type: StatType): number | string {
+  return type === 'string' ? '' : 0;
+}
+
+/** Kea's durationToText: "HH:MM:SS.ffffff" (hours not cut at 24). */
+export function durationText(micros: number): string {
+  const sign = micros < 0 ? '-' : '';
+  const us = Math.abs(Math.round(micros));
+  const pad = (n: number, w = 2) => String(n).padStart(w, '0');
+  const seconds = Math.floor(us / 1_000_000);
+  return `${sign}${pad(Math.floor(seconds / 3600))}:${pad(Math.floor(seconds / 60) % 60)}:${pad(seconds % 60)}.${pad(us % 1_000_000, 6)}`;
 }
 
 let lastMicros = 0;
@@ -119,6 +160,35 @@ export class StatsMgr {
     this.setValue(name, (this.observations.get(name)?.value ?? 0) + delta);
   }
 
+  /**
+   * Kea's typed setValue: creates the statistic with this type, or records a sample on
+   * one of the same type (InvalidStatType otherwise). `maxSamples` bounds a new
+   * statistic's samples whatever its limits are later set to.
+   */
+  setTyped(name: string, type: StatType, value: number | string, maxSamples = Infinity): void {
+    let obs = this.observations.get(name);
+    if (!obs) {
+      obs = new Observation({ ...this.defaults }, type, maxSamples);
+      this.observations.set(name, obs);
+    } else if (obs.type !== type) {
+      throw new InvalidStatType(`statistic ${name} is of type ${obs.type}, not ${type}`);
+    }
+    obs.set(value);
+  }
+
+  /** Kea's typed addValue: numbers add, strings append; a missing statistic starts from the value. */
+  addTyped(name: string, type: StatType, value: number | string, maxSamples = Infinity): void {
+    const obs = this.observations.get(name);
+    if (!obs) return this.setTyped(name, type, value, maxSamples);
+    if (obs.type !== type) throw new InvalidStatType(`statistic ${name} is of type ${obs.type}, not ${type}`);
+    const current = obs.typedValue;
+    obs.set(type === 'string' ? String(current) + String(value) : (current as number) + (value as number));
+  }
+
+  typeOf(name: string): StatType | undefined {
+    return this.observations.get(name)?.type;
+  }
+
   getValue(name: string): number | undefined {
     return this.observations.get(name)?.value;
   }
@@ -148,12 +218,12 @@ export class StatsMgr {
     return all;
   }
 
-  /** statistic-reset: samples cleared, then a 0 recorded; false when unknown. */
+  /** statistic-reset: samples cleared, then the type's neutral value recorded (0, 0.0, 0 s or ""); false when unknown. */
   reset(name: string): boolean {
     const obs = this.observations.get(name);
     if (!obs) return false;
     obs.clear();
-    obs.set(0);
+    obs.set(neutralValue(obs.type));
     return true;
   }
 
