@@ -59,6 +59,19 @@ export const HeldKeySchema = z
   })
   .strict();
 
+/**
+ * select_key's key: a held key when it says `held`, a key by value otherwise. Picked by
+ * that, not tried both ways as a union would be, so that a wrong key is refused with the
+ * field that is wrong rather than zod's bare "Invalid input".
+ */
+const SelectedKeySchema = z.unknown().transform((value, ctx): z.output<typeof TsigKeySchema> | z.output<typeof HeldKeySchema> => {
+  const held = typeof value === 'object' && value !== null && 'held' in value;
+  const parsed = (held ? HeldKeySchema : TsigKeySchema).safeParse(value);
+  if (parsed.success) return parsed.data;
+  for (const issue of parsed.error.issues) ctx.addIssue({ code: 'custom', message: issue.message, path: issue.path });
+  return z.NEVER;
+});
+
 /** The DNS server an update is about to go to (Kea's DnsServerInfo). */
 export const DnsServerSchema = z
   .object({
@@ -112,7 +125,7 @@ export const D2_HOOK_POINTS: readonly HookPoint[] = [
     name: 'select_key',
     arguments: {
       current_server: { direction: 'in', transport: 'value', schema: DnsServerSchema },
-      tsig_key: { direction: 'in/out', transport: 'value', schema: z.union([TsigKeySchema, HeldKeySchema]).nullable() },
+      tsig_key: { direction: 'in/out', transport: 'value', schema: SelectedKeySchema.nullable() },
     },
     honoured: [NextStep.SKIP, NextStep.DROP, NextStep.PARK],
   },
