@@ -22,7 +22,8 @@
  * ratio d2box / Kea per figure; the last line is
  * `ratio=<d2box with select_key NCR/s ÷ Kea NCR/s>` against the fast responder.
  *
- * Options: --quick (N=100, 1 run), --n N, --runs R, --window W, --warmup W,
+ * Options: --quick (N=100, 1 run), --n N, --runs R, --window W (or none: send as
+fast as possible), --warmup W,
  * --targets fast,bind, --daemons d2box+select_key,d2box+select_key/process,d2box,kea, --severity S (both
  * daemons' root logger at S; default: each as configured out of the box, INFO). Environment:
  * D2BENCH_DUMP=FILE appends each completion (send time, latency) per phase;
@@ -83,7 +84,8 @@ if (args.compare !== undefined && !existsSync(args.compare)) throw new Error(`--
 const QUICK = args.quick === true;
 const N = Number(args.n ?? (QUICK ? 100 : 5000));
 const RUNS = Number(args.runs ?? (QUICK ? 1 : 3));
-const WINDOW = Number(args.window ?? 128);
+// `--window none`: no window at all, the load generator sends as fast as it can (a DHCP server's burst after an outage).
+const WINDOW = args.window === 'none' ? Infinity : Number(args.window ?? 128);
 const WARMUP = Number(args.warmup ?? (QUICK ? 50 : 1000));
 const TARGETS = (args.targets?.split(',') ?? ALL_TARGETS) as TargetKind[];
 const KINDS = (args.daemons?.split(',') ?? ALL_DAEMONS) as DaemonKind[];
@@ -96,7 +98,7 @@ const kindOf = (d: DaemonLabel): DaemonKind => d.split('@')[0] as DaemonKind;
 /** Both daemons' `loggers` (root logger to stdout at this severity); by default none: each logs as it does out of the box (INFO). */
 const SEVERITY = args.severity;
 for (const [k, v] of Object.entries({ N, RUNS, WINDOW, WARMUP })) {
-  if (!Number.isInteger(v) || v < (k === 'WARMUP' ? 0 : 1)) throw new Error(`bad ${k}: ${v}`);
+  if (!(Number.isInteger(v) || (k === 'WINDOW' && v === Infinity)) || v < (k === 'WARMUP' ? 0 : 1)) throw new Error(`bad ${k}: ${v}`);
 }
 if (TARGETS.some((t) => !ALL_TARGETS.includes(t))) throw new Error(`--targets: one of ${ALL_TARGETS.join(',')}`);
 if (KINDS.some((d) => !ALL_DAEMONS.includes(d))) throw new Error(`--daemons: one of ${ALL_DAEMONS.join(',')}`);

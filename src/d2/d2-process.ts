@@ -32,6 +32,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { D2Config } from '../config/d2-config.js';
+import { INTAKE_DEFAULTS, intakePolicy, type IntakePolicy } from '../config/intake-config.js';
 import { ncrRetryPolicy } from '../config/ncr-retry-config.js';
 import { DnsClient } from '../dns/dns-client.js';
 import { TsigKey } from '../dns/tsig.js';
@@ -42,12 +43,14 @@ import type { NameChangeRequest } from '../ncr/name-change-request.js';
 import { NcrListener } from '../ncr/ncr-listener.js';
 import { declareD2Stats, declareKeyStats } from '../stats/d2-stats.js';
 import { StatsMgr } from '../stats/stats-mgr.js';
-import { D2QueueMgr, MAX_QUEUE_DEFAULT } from './d2-queue-mgr.js';
+import { D2QueueMgr } from './d2-queue-mgr.js';
 import { D2UpdateMgr, MAX_TRANSACTIONS_DEFAULT, type NcrDone } from './d2-update-mgr.js';
 import { tsigKeyStatName, type FailureReason } from './name-change-transaction.js';
 import { NcrRetryMgr } from './ncr-retry-mgr.js';
 
 export const NCR_OUTCOME_STATS = ['d2box.ncr-completed', 'd2box.ncr-failed'] as const;
+/** NCRs the kernel dropped at the NCR socket (its receive buffer full): read from procfs, since they never reach d2box. */
+export const KERNEL_DROPS_STAT = 'd2box.ncr-kernel-drops';
 export const FAILURE_REASONS: readonly FailureReason[] = [
   'no-forward-match',
   'no-reverse-match',
@@ -108,6 +111,8 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
   private current: D2ConfigInput | undefined;
   private configuring: Promise<unknown> = Promise.resolve();
   private stopping: Promise<void> | undefined;
+  /** Intake settings when the configuration does not give them (the constructor's options, else d2box's defaults). */
+  private readonly intakeFallback: IntakePolicy;
 
   constructor(opts: D2ProcessOptions = {}) {
     super();
@@ -117,9 +122,11 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
     this.shutdownTimeoutMs = opts.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
     declareD2Stats(this.stats);
     for (const name of NCR_OUTCOME_STATS) this.stats.declare(name);
+    this.stats.declare(KERNEL_DROPS_STAT);
+    this.intakeFallback = { ...INTAKE_DEFAULTS, ...(opts.maxQueueSize !== undefined ? { maxQueueSize: opts.maxQueueSize } : {}) };
     for (const reason of FAILURE_REASONS) this.stats.declare(failureStatName(reason));
     this.queueMgr = new D2QueueMgr({
-      maxQueueSize: opts.maxQueueSize ?? MAX_QUEUE_DEFAULT,
+      maxQueueSize: this.intakeFallback.maxQueueSize,
       stats: this.stats,
       log: this.log,
       onRefused: (ncr) => this.ncrDone({ ncr, status: 'failed', reason: 'queue-full', detail: `the request queue is full (${this.queueMgr.maxQueueSize})` }),
@@ -195,6 +202,7 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
     } catch (e) {
       return { ok: false, error: `tsig-keys: ${(e as Error).message}` };
     }
+    const intake = intakePolicy(cfg, this.intakeFallback);
     // 2. Let the transactions in flight finish; NCRs keep arriving and wait in the queue.
     this.updateMgr.pause();
     try {
@@ -210,6 +218,8 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
           onNcr: (ncr) => this.receive(ncr),
           onInvalid: () => this.stats.addValue('ncr-invalid'),
           onError: () => this.stats.addValue('ncr-error'),
+          receiveBufferBytes: intake.receiveBufferBytes,
+          onKernelDrops: (dropped) => this.stats.addValue(KERNEL_DROPS_STAT, dropped),
         });
         try {
           await fresh.start();
@@ -234,7 +244,10 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
       if (fresh) {
         this.listener = fresh;
         await old?.stop();
+      } else if (this.current && intakePolicy(this.current.config, this.intakeFallback).receiveBufferBytes !== intake.receiveBufferBytes) {
+        this.listener?.setReceiveBuffer(intake.receiveBufferBytes);
       }
+      this.queueMgr.setMaxQueueSize(intake.maxQueueSize);
       this.updateMgr.configure({
         forwardDomains: cfg['forward-ddns']['ddns-domains'],
         reverseDomains: cfg['reverse-ddns']['ddns-domains'],

@@ -7,12 +7,22 @@
  * Bad input never stops or slows it: decoding never throws, a callback that
  * throws is caught and counted, and each distinct reason (code + field) is
  * logged once; after that it is only counted.
+ *
+ * A burst must not be lost before it is read: the socket's receive buffer is
+ * asked for on purpose (`receiveBufferBytes`), the start-up log says what the
+ * kernel granted and when `net.core.rmem_max` capped it, in NCRs; and what the
+ * kernel still drops is read from procfs once a second and reported
+ * (`onKernelDrops`), so the loss Kea hides is counted.
  */
 import dgram from 'node:dgram';
 import { isIP } from 'node:net';
 import { Logger } from '../log/logger.js';
 import type { NameChangeRequest, NcrError, NcrErrorCode } from './name-change-request.js';
+import { describeReceiveBuffer, readRmemMax, readUdpDrops } from './ncr-socket-buffer.js';
 import { decodeNcr } from './wire.js';
+
+/** How often the kernel's drop count is read: often enough for an operator, cheap for the loop (one procfs read). */
+const KERNEL_DROPS_POLL_MS = 1_000;
 
 export interface NcrListenerOptions {
   /** IPv4 or IPv6 address to bind (Kea's `ip-address`, default 127.0.0.1). */
@@ -23,6 +33,10 @@ export interface NcrListenerOptions {
   onInvalid?: (error: NcrError, from: dgram.RemoteInfo) => void;
   /** Socket errors after start (start() itself rejects on a bind error). */
   onError?: (err: Error) => void;
+  /** SO_RCVBUF to ask for (bytes); unset keeps the system default. */
+  receiveBufferBytes?: number;
+  /** Datagrams the kernel dropped at this socket since the last call (a buffer that overflowed). */
+  onKernelDrops?: (dropped: number) => void;
   logger?: Logger;
 }
 
@@ -72,6 +86,9 @@ export class NcrListener {
   private loggedCallbackError = false;
   readonly ipAddress: string;
   private readonly requestedPort: number;
+  private dropsTimer: NodeJS.Timeout | undefined;
+  /** The kernel's drop count at this socket when last read. */
+  private dropsSeen = 0;
 
   constructor(private readonly opts: NcrListenerOptions) {
     this.ipAddress = opts.ipAddress ?? '127.0.0.1';
@@ -128,12 +145,52 @@ export class NcrListener {
     sock.on('message', (msg, rinfo) => this.handle(msg, rinfo));
     this.socket = sock;
     this.log.info('DHCP_DDNS_NCR_LISTENING', `listening for NCRs on ${this.where()}`);
+    if (this.opts.receiveBufferBytes !== undefined) this.setReceiveBuffer(this.opts.receiveBufferBytes);
+    if (this.opts.onKernelDrops) {
+      this.dropsTimer = setInterval(() => void this.pollKernelDrops(), KERNEL_DROPS_POLL_MS);
+      this.dropsTimer.unref();
+    }
+  }
+
+  /** Asks the kernel for a receive buffer of `bytes` and logs what it granted (a warning when rmem_max capped it). */
+  setReceiveBuffer(bytes: number): void {
+    const sock = this.socket;
+    if (!sock) return;
+    let granted: number | undefined;
+    try {
+      sock.setRecvBufferSize(bytes);
+      granted = sock.getRecvBufferSize();
+    } catch (e) {
+      this.log.warn('DHCP_DDNS_NCR_RECV_BUFFER_FAILED', `NCR listener on ${this.where()}: cannot set the receive buffer to ${bytes} bytes: ${(e as Error).message}`);
+      return;
+    }
+    const { capped, text } = describeReceiveBuffer(bytes, granted, readRmemMax());
+    if (capped) this.log.warn('DHCP_DDNS_NCR_RECV_BUFFER_CAPPED', `${this.where()}: ${text}`);
+    else this.log.info('DHCP_DDNS_NCR_RECV_BUFFER', `${this.where()}: ${text}`);
+  }
+
+  /** Reads the kernel's drop count now and reports what is new (also done once a second). */
+  async pollKernelDrops(): Promise<void> {
+    if (!this.socket || !this.opts.onKernelDrops) return;
+    const total = await readUdpDrops(this.ipAddress, this.port);
+    if (total === undefined || total <= this.dropsSeen) return;
+    const fresh = total - this.dropsSeen;
+    this.dropsSeen = total;
+    try {
+      this.opts.onKernelDrops(fresh);
+    } catch (e) {
+      this.callbackFailed(e);
+    }
   }
 
   /** Stop receiving and close the socket. Safe to call twice. */
   async stop(): Promise<void> {
     const sock = this.socket;
     if (!sock) return;
+    if (this.dropsTimer) clearInterval(this.dropsTimer);
+    this.dropsTimer = undefined;
+    // What the kernel dropped since the last poll is counted before the socket (and its row in procfs) goes.
+    await this.pollKernelDrops();
     this.socket = undefined;
     await new Promise<void>((resolve) => {
       try {

@@ -1,0 +1,54 @@
+/**
+ * d2box's intake keys of `DhcpDdns`: how many NCRs may wait for a transaction
+ * and how much the kernel may hold for the NCR socket before d2box reads it.
+ *
+ * Kea has neither key (its queue bound is a compiled-in 1024 and its socket
+ * keeps the system default), so they are optional in the schema and their
+ * defaults are applied here: `config-get` and `config-write` of a
+ * configuration that does not use them stay Kea's.
+ *
+ * The defaults let a DHCP server's burst of renewals after an outage land
+ * whole: 16384 queued NCRs is more than the largest burst bench:d2 sends with
+ * no window (10,000), and 8 MiB asked of the kernel (doubled by Linux for its
+ * bookkeeping) holds about 13,000 NCR datagrams, should the main loop be busy
+ * while they arrive. Where `net.core.rmem_max` is lower, the kernel caps the
+ * buffer; the start-up log and `-W` say so, in NCRs.
+ */
+import { z } from 'zod';
+
+export interface IntakePolicy {
+  /** Bound on the NCRs queued for a transaction; past it an NCR is refused (`queue-mgr-queue-full`). */
+  maxQueueSize: number;
+  /** SO_RCVBUF asked for the NCR socket, in bytes (the kernel doubles and caps it). */
+  receiveBufferBytes: number;
+}
+
+export const INTAKE_DEFAULTS: IntakePolicy = {
+  maxQueueSize: 16_384,
+  receiveBufferBytes: 8 * 1024 * 1024,
+};
+
+const MAX_INT = 2 ** 31 - 1;
+
+/** Spread into DhcpDdnsSchema's shape. */
+export const intakeShape = {
+  'd2box-max-queue-size': z
+    .int()
+    .refine((v) => v > 0 && v <= MAX_INT, `d2box-max-queue-size must be greater than zero and at most ${MAX_INT}`)
+    .optional(),
+  // At least a page: the kernel's own floor is about 2 KiB, which holds one NCR.
+  'd2box-ncr-receive-buffer-bytes': z
+    .int()
+    .refine((v) => v >= 4096 && v <= MAX_INT, `d2box-ncr-receive-buffer-bytes must be at least 4096 and at most ${MAX_INT}`)
+    .optional(),
+};
+
+type IntakeKeys = { [K in keyof typeof intakeShape]?: z.output<(typeof intakeShape)[K]> };
+
+/** The intake a parsed `DhcpDdns` asks for; `fallback` fills what it leaves out. */
+export function intakePolicy(config: IntakeKeys, fallback: IntakePolicy = INTAKE_DEFAULTS): IntakePolicy {
+  return {
+    maxQueueSize: config['d2box-max-queue-size'] ?? fallback.maxQueueSize,
+    receiveBufferBytes: config['d2box-ncr-receive-buffer-bytes'] ?? fallback.receiveBufferBytes,
+  };
+}
