@@ -110,8 +110,14 @@ export class D2QueueMgr {
 
   dequeueAt(index: number): NameChangeRequest {
     const ncr = this.peekAt(index);
-    this.queue.splice(index, 1);
-    this.seqs.splice(index, 1);
+    // The head is by far the usual case; shift() is O(1) where splice() moves a burst-sized queue.
+    if (index === 0) {
+      this.queue.shift();
+      this.seqs.shift();
+    } else {
+      this.queue.splice(index, 1);
+      this.seqs.splice(index, 1);
+    }
     if (this.queue.length < this.maxQueueSize) this.endEpisodeIfAny();
     return ncr;
   }
