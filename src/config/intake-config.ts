@@ -41,6 +41,8 @@ export const intakeShape = {
     .int()
     .refine((v) => v >= 4096 && v <= MAX_INT, `d2box-ncr-receive-buffer-bytes must be at least 4096 and at most ${MAX_INT}`)
     .optional(),
+  // The NCR journal (src/d2/ncr-journal.ts): off unless named; the path policy's `journal` rule places it.
+  'd2box-journal-file': z.string().min(1, 'd2box-journal-file must not be empty').optional(),
 };
 
 type IntakeKeys = { [K in keyof typeof intakeShape]?: z.output<(typeof intakeShape)[K]> };

@@ -25,6 +25,12 @@
  * keys); it ends — one `ncr-done` — only when it succeeds, fails definitely,
  * is replaced by a newer NCR for its name, or is given up.
  *
+ * With `d2box-journal-file`, an NCR is queued only once the journal holds it,
+ * and marked done there when it ends (unless it ends because d2box stops); at
+ * the first configuration the NCRs a previous run left unfinished are queued
+ * again (NcrJournal). The journal is opened once: a later configuration that
+ * names another file takes effect at the next start.
+ *
  * Every NCR ends in exactly one `ncr-done` event and is counted: Kea's
  * `ncr-received`, `ncr-invalid`, `ncr-error`, `queue-mgr-queue-full` and
  * `update-*` statistics, plus d2box's `d2box.ncr-completed`,
@@ -46,11 +52,14 @@ import { StatsMgr } from '../stats/stats-mgr.js';
 import { D2QueueMgr } from './d2-queue-mgr.js';
 import { D2UpdateMgr, MAX_TRANSACTIONS_DEFAULT, type NcrDone } from './d2-update-mgr.js';
 import { tsigKeyStatName, type FailureReason } from './name-change-transaction.js';
+import { NcrJournal } from './ncr-journal.js';
 import { NcrRetryMgr } from './ncr-retry-mgr.js';
 
 export const NCR_OUTCOME_STATS = ['d2box.ncr-completed', 'd2box.ncr-failed'] as const;
 /** NCRs the kernel dropped at the NCR socket (its receive buffer full): read from procfs, since they never reach d2box. */
 export const KERNEL_DROPS_STAT = 'd2box.ncr-kernel-drops';
+/** Torn or corrupt records skipped when the NCR journal was read at start. */
+export const JOURNAL_CORRUPT_STAT = 'd2box.journal-corrupt-records';
 export const FAILURE_REASONS: readonly FailureReason[] = [
   'no-forward-match',
   'no-reverse-match',
@@ -113,6 +122,9 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
   private stopping: Promise<void> | undefined;
   /** Intake settings when the configuration does not give them (the constructor's options, else d2box's defaults). */
   private readonly intakeFallback: IntakePolicy;
+  private journal: NcrJournal | undefined;
+  /** Journal ids of the queued (or running, or retrying) NCRs, by receipt number. */
+  private readonly journalIds = new Map<number, number>();
 
   constructor(opts: D2ProcessOptions = {}) {
     super();
@@ -123,6 +135,7 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
     declareD2Stats(this.stats);
     for (const name of NCR_OUTCOME_STATS) this.stats.declare(name);
     this.stats.declare(KERNEL_DROPS_STAT);
+    this.stats.declare(JOURNAL_CORRUPT_STAT);
     this.intakeFallback = { ...INTAKE_DEFAULTS, ...(opts.maxQueueSize !== undefined ? { maxQueueSize: opts.maxQueueSize } : {}) };
     for (const reason of FAILURE_REASONS) this.stats.declare(failureStatName(reason));
     this.queueMgr = new D2QueueMgr({
@@ -172,10 +185,30 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
       this.ncrDone({ ncr, status: 'failed', reason: 'shutdown', detail: 'the server is shutting down' });
       return;
     }
+    if (this.journal) {
+      this.journal.admit(ncr, (n, id) => this.queueJournaled(n, id));
+      return;
+    }
     if (this.queueMgr.enqueue(ncr)) {
       this.retryMgr.received(ncr);
       this.updateMgr.sweep();
     }
+  }
+
+  /** Queues an NCR the journal holds (just written, or left by a previous run). */
+  private queueJournaled(ncr: NameChangeRequest, id: number): void {
+    if (this.stopping) {
+      // Not marked done: the next start serves it.
+      this.ncrDone({ ncr, status: 'failed', reason: 'shutdown', detail: 'the server is shutting down' });
+      return;
+    }
+    if (!this.queueMgr.enqueue(ncr)) {
+      this.journal?.done(id); // refused, counted and ended: nothing to replay
+      return;
+    }
+    this.journalIds.set(this.queueMgr.seqAt(this.queueMgr.size - 1), id);
+    this.retryMgr.received(ncr);
+    this.updateMgr.sweep();
   }
 
   /**
@@ -227,16 +260,31 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
           return { ok: false, error: (e as Error).message };
         }
       }
+      // 3b. The journal, at the first configuration naming one (its NCRs are queued at commit).
+      const journalPath = cfg['d2box-journal-file'];
+      let opened: Awaited<ReturnType<typeof NcrJournal.open>> | undefined;
+      if (journalPath !== undefined && !this.journal) {
+        try {
+          opened = await NcrJournal.open(journalPath, new Logger('d2box-journal'));
+        } catch (e) {
+          await fresh?.stop();
+          return { ok: false, error: `d2box-journal-file: cannot open ${journalPath}: ${(e as Error).message}` };
+        }
+      } else if (this.journal && journalPath !== this.journal.path) {
+        this.log.warn('DHCP_DDNS_JOURNAL_UNCHANGED', `d2box-journal-file changes take effect at the next start; the journal stays ${this.journal.path}`);
+      }
       // 4. Hook libraries, then d2_srv_configured.
       try {
         await this.hooks.loadLibraries(input.hooksLibraries);
       } catch (e) {
         await fresh?.stop();
+        await opened?.journal.close();
         return { ok: false, error: e instanceof HooksLoadError ? e.message : String(e) };
       }
       const configured = await this.hooks.configured(input.json, input.config);
       if (!configured.accepted) {
         await fresh?.stop();
+        await opened?.journal.close();
         await this.restoreHooks();
         return { ok: false, error: configured.error };
       }
@@ -263,6 +311,12 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
       this.retryMgr.configure(ncrRetryPolicy(cfg));
       declareKeyStats(this.stats, [...keys.keys()].map(tsigKeyStatName));
       this.current = input;
+      if (opened) {
+        this.journal = opened.journal;
+        this.stats.addValue(JOURNAL_CORRUPT_STAT, opened.found.corrupt);
+        // Queued now, in the order first received, ahead of anything received while this configuration was applied.
+        for (const r of opened.replay) this.queueJournaled(r.ncr, r.id);
+      }
       return { ok: true };
     } finally {
       this.updateMgr.resume();
@@ -288,6 +342,12 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
   }
 
   private ncrDone(done: NcrDone): void {
+    if (this.journal && done.seq !== undefined) {
+      const id = this.journalIds.get(done.seq);
+      this.journalIds.delete(done.seq);
+      // An NCR ended by the server stopping was not served: left open, the next start serves it.
+      if (id !== undefined && done.reason !== 'shutdown' && done.reason !== 'stopped') this.journal.done(id);
+    }
     if (done.status === 'completed') {
       this.stats.addValue('d2box.ncr-completed');
     } else {
@@ -347,6 +407,7 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
     if (!(await within(this.shutdownTimeoutMs))) {
       this.log.error('DHCP_DDNS_SHUTDOWN_ABANDONED', `${this.updateMgr.transactionCount} transaction(s) did not end; abandoned`);
     }
+    await this.journal?.close();
     await this.hooks.unloadLibraries();
   }
 }
