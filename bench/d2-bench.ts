@@ -24,7 +24,7 @@
  *
  * Options: --quick (N=100, 1 run), --n N, --runs R, --window W (or none: send as
 fast as possible), --warmup W,
- * --targets fast,bind, --daemons d2box+select_key,d2box+select_key/process,d2box,kea, --severity S (both
+ * --targets fast,bind, --daemons d2box+select_key,d2box+select_key/process,d2box,d2box+journal,d2box/reader-thread,kea, --severity S (both
  * daemons' root logger at S; default: each as configured out of the box, INFO). Environment:
  * D2BENCH_DUMP=FILE appends each completion (send time, latency) per phase;
  * D2BENCH_NODE_ARGS adds node options to the d2box daemon (e.g. --cpu-prof);
@@ -53,9 +53,9 @@ const REVERSE_ZONE = '10.in-addr.arpa.';
 const KEY = { name: 'bench.key', algorithm: 'HMAC-SHA256', secret: 'OGQ3ZjQzNDBiZTk1YjI2ZDY2NmE1ZTBmZjM1ZmY5MmQ=' };
 const SELECT_KEY_LIB = join(ROOT, 'dist/sample-hooks/select-key-policy/index.js');
 
-type DaemonKind = 'd2box+select_key' | 'd2box+select_key/process' | 'd2box' | 'kea';
+type DaemonKind = 'd2box+select_key' | 'd2box+select_key/process' | 'd2box' | 'd2box+journal' | 'd2box/reader-thread' | 'kea';
 type TargetKind = 'fast' | 'bind';
-const ALL_DAEMONS: DaemonKind[] = ['d2box+select_key', 'd2box+select_key/process', 'd2box', 'kea'];
+const ALL_DAEMONS: DaemonKind[] = ['d2box+select_key', 'd2box+select_key/process', 'd2box', 'd2box+journal', 'd2box/reader-thread', 'kea'];
 const ALL_TARGETS: TargetKind[] = ['fast', 'bind'];
 
 const { values: args } = parseArgs({
@@ -188,6 +188,10 @@ function d2Config(ncrPort: number, dnsPort: number, daemon: DaemonKind): unknown
     if (daemon === 'd2box+select_key/process') library['sandbox'] = { isolation: 'process' };
     d2['hooks-libraries'] = [library];
   }
+  // What the crash-safe queue costs: every NCR written and synced before it is queued (D2BOX_JOURNAL_DIR is the daemon's temp dir).
+  if (daemon === 'd2box+journal') d2['d2box-journal-file'] = 'ncr.journal';
+  // The NCR socket read in a thread of its own.
+  if (daemon === 'd2box/reader-thread') d2['d2box-ncr-reader-thread'] = true;
   return { DhcpDdns: d2 };
 }
 
@@ -257,7 +261,7 @@ async function startDaemon(label: DaemonLabel, dnsPort: number): Promise<Daemon 
     const cli = label.endsWith('@compare') ? COMPARE_CLI! : (process.env['D2BENCH_D2BOX_CLI'] ?? join(ROOT, 'dist/src/cli.js'));
     // Another build (--compare) loads this build's sample library: its hooks directory must allow it.
     const hooksPath = [process.env['D2BOX_HOOKS_PATH'], join(ROOT, 'dist/sample-hooks')].filter(Boolean).join(':');
-    child = spawn(process.execPath, [...extra, cli, '-c', conf], { cwd: dir, stdio: ['ignore', out, out], env: { ...process.env, D2BOX_HOOKS_PATH: hooksPath } });
+    child = spawn(process.execPath, [...extra, cli, '-c', conf], { cwd: dir, stdio: ['ignore', out, out], env: { ...process.env, D2BOX_HOOKS_PATH: hooksPath, D2BOX_JOURNAL_DIR: dir } });
   }
   closeSync(out);
   const pid = child.pid;

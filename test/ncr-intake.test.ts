@@ -124,6 +124,52 @@ describe('NCR intake under a burst', () => {
   });
 });
 
+/**
+ * Sends `count` NCR frames from a child process, one every 2 ms, while this
+ * thread, and so the D2Process's main loop, is blocked in spawnSync: only a
+ * reader thread can empty the socket meanwhile.
+ */
+function sendWhileMainBlocked(port: number, count: number, tag: string): void {
+  const frames = Array.from({ length: count }, (_, i) => encodeNcr(ncr({ fqdn: `${tag}${i}.example.com.`, ipAddress: '192.0.2.8', reverseChange: false })).toString('base64'));
+  const script = `
+    const dgram = require('node:dgram');
+    const frames = JSON.parse(process.argv[1]).map((f) => Buffer.from(f, 'base64'));
+    const s = dgram.createSocket('udp4');
+    s.connect(${port}, '127.0.0.1', () => {
+      let i = 0;
+      const next = () => (i < frames.length ? s.send(frames[i++], () => setTimeout(next, 2)) : s.close());
+      next();
+    });`;
+  const r = spawnSync(process.execPath, ['-e', script, JSON.stringify(frames)], { timeout: 120_000 });
+  expect(r.status).toBe(0);
+}
+
+describe('NCR socket read in a thread of its own (d2box-ncr-reader-thread)', () => {
+  // 65536 asked, 131072 granted: about 100 NCRs, a third of what is sent while the main loop is blocked.
+  const small = { 'd2box-ncr-receive-buffer-bytes': 65536 };
+
+  it('a main loop blocked through a stream of 300 NCRs loses none: the reader thread emptied the socket', async () => {
+    const dns = await silentServer();
+    cleanups.push(dns.close);
+    const h = await harness({ ...small, 'd2box-ncr-reader-thread': true }, dns.port);
+    sendWhileMainBlocked(h.process.port!, 300, 't');
+    await accountFor(h, 300);
+    expect(h.stat(KERNEL_DROPS_STAT)).toBe(0);
+    expect(h.stat('ncr-received')).toBe(300);
+    expect(logs.some((r) => r.id === 'DHCP_DDNS_NCR_LISTENING' && r.text.includes('thread of its own'))).toBe(true);
+  });
+
+  it('without it, the same stream overflows the same buffer, and the loss is counted', async () => {
+    const dns = await silentServer();
+    cleanups.push(dns.close);
+    const h = await harness(small, dns.port);
+    sendWhileMainBlocked(h.process.port!, 300, 'm');
+    await accountFor(h, 300);
+    expect(h.stat(KERNEL_DROPS_STAT)).toBeGreaterThan(0);
+    expect(h.stat('ncr-received') + h.stat(KERNEL_DROPS_STAT)).toBe(300);
+  });
+});
+
 describe('intake configuration', () => {
   const parse = (extra: Record<string, unknown>) => parseD2Config(JSON.stringify(configJson({ port: 53001, extra })), { file: 't.json' });
 

@@ -21,11 +21,14 @@ export interface IntakePolicy {
   maxQueueSize: number;
   /** SO_RCVBUF asked for the NCR socket, in bytes (the kernel doubles and caps it). */
   receiveBufferBytes: number;
+  /** Read the NCR socket in a thread of its own (costs a thread's memory; keeps up with a sender that has no window). */
+  readerThread: boolean;
 }
 
 export const INTAKE_DEFAULTS: IntakePolicy = {
   maxQueueSize: 16_384,
   receiveBufferBytes: 8 * 1024 * 1024,
+  readerThread: false,
 };
 
 const MAX_INT = 2 ** 31 - 1;
@@ -41,6 +44,7 @@ export const intakeShape = {
     .int()
     .refine((v) => v >= 4096 && v <= MAX_INT, `d2box-ncr-receive-buffer-bytes must be at least 4096 and at most ${MAX_INT}`)
     .optional(),
+  'd2box-ncr-reader-thread': z.boolean().optional(),
   // The NCR journal (src/d2/ncr-journal.ts): off unless named; the path policy's `journal` rule places it.
   'd2box-journal-file': z.string().min(1, 'd2box-journal-file must not be empty').optional(),
 };
@@ -52,5 +56,6 @@ export function intakePolicy(config: IntakeKeys, fallback: IntakePolicy = INTAKE
   return {
     maxQueueSize: config['d2box-max-queue-size'] ?? fallback.maxQueueSize,
     receiveBufferBytes: config['d2box-ncr-receive-buffer-bytes'] ?? fallback.receiveBufferBytes,
+    readerThread: config['d2box-ncr-reader-thread'] ?? fallback.readerThread,
   };
 }

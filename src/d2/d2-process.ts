@@ -243,7 +243,8 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
       // 3. The listener, when its address or port changes.
       let fresh: NcrListener | undefined;
       const old = this.listener;
-      if (!old || old.ipAddress !== cfg['ip-address'] || (this.current && this.current.config.port !== cfg.port)) {
+      const readerChanged = this.current !== undefined && intakePolicy(this.current.config, this.intakeFallback).readerThread !== intake.readerThread;
+      if (!old || readerChanged || old.ipAddress !== cfg['ip-address'] || (this.current && this.current.config.port !== cfg.port)) {
         fresh = new NcrListener({
           ipAddress: cfg['ip-address'],
           port: cfg.port,
@@ -252,6 +253,7 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
           onInvalid: () => this.stats.addValue('ncr-invalid'),
           onError: () => this.stats.addValue('ncr-error'),
           receiveBufferBytes: intake.receiveBufferBytes,
+          readerThread: intake.readerThread,
           onKernelDrops: (dropped) => this.stats.addValue(KERNEL_DROPS_STAT, dropped),
         });
         try {
