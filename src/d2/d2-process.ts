@@ -52,7 +52,7 @@ import { StatsMgr } from '../stats/stats-mgr.js';
 import { D2QueueMgr } from './d2-queue-mgr.js';
 import { D2UpdateMgr, MAX_TRANSACTIONS_DEFAULT, type NcrDone } from './d2-update-mgr.js';
 import { tsigKeyStatName, type FailureReason } from './name-change-transaction.js';
-import { NcrJournal } from './ncr-journal.js';
+import type { NcrJournal } from './ncr-journal.js';
 import { NcrRetryMgr } from './ncr-retry-mgr.js';
 
 export const NCR_OUTCOME_STATS = ['d2box.ncr-completed', 'd2box.ncr-failed'] as const;
@@ -267,7 +267,9 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
       let opened: Awaited<ReturnType<typeof NcrJournal.open>> | undefined;
       if (journalPath !== undefined && !this.journal) {
         try {
-          opened = await NcrJournal.open(journalPath, new Logger('d2box-journal'));
+          // Loaded only when a journal is configured.
+          const { NcrJournal: Journal } = await import('./ncr-journal.js');
+          opened = await Journal.open(journalPath, new Logger('d2box-journal'));
         } catch (e) {
           await fresh?.stop();
           return { ok: false, error: `d2box-journal-file: cannot open ${journalPath}: ${(e as Error).message}` };
