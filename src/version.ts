@@ -37,6 +37,6 @@ export function isolationReport(): string {
   return [
     BUILD_REPORT,
     `  isolation:    thread: available; process: ${support.ok ? 'available' : 'NOT available'} (${support.detail})`,
-    `  ncr intake:   ${describeReceiveBuffer(INTAKE_DEFAULTS.receiveBufferBytes, undefined, readRmemMax()).text} (default d2box-ncr-receive-buffer-bytes); queue bound ${INTAKE_DEFAULTS.maxQueueSize} NCRs (default d2box-max-queue-size)`,
+    `  ncr intake:   ${describeReceiveBuffer(INTAKE_DEFAULTS.receiveBufferBytes, undefined, readRmemMax()).text} (default d2box-ncr-receive-buffer-bytes); queue bound ${INTAKE_DEFAULTS.maxQueueSize} NCRs (default d2box-max-queue-size); ${INTAKE_DEFAULTS.readerThread ? 'read in a thread of its own' : 'read on the main loop'} (default d2box-ncr-reader-thread)`,
   ].join('\n');
 }

@@ -82,7 +82,8 @@ describe('NCR intake under a burst', () => {
     const dns = await silentServer();
     cleanups.push(dns.close);
     // 4096 bytes asked, 8192 granted: room for a handful of NCRs.
-    const h = await harness({ 'd2box-ncr-receive-buffer-bytes': 4096 }, dns.port);
+    // Read on the main loop, which the synchronous burst blocks: the kernel must drop.
+    const h = await harness({ 'd2box-ncr-receive-buffer-bytes': 4096, 'd2box-ncr-reader-thread': false }, dns.port);
     const port = h.process.port!;
     const before = (await readUdpDrops('127.0.0.1', port)) ?? NaN;
     expect(before).toBe(0);
@@ -111,7 +112,7 @@ describe('NCR intake under a burst', () => {
   it('d2box-max-queue-size bounds the queue: each NCR over it is counted in queue-mgr-queue-full, ends failed and is logged', async () => {
     const dns = await silentServer(); // transactions never end: the queue only fills
     cleanups.push(dns.close);
-    const h = await harness({ 'd2box-max-queue-size': 5 }, dns.port);
+    const h = await harness({ 'd2box-max-queue-size': 5, 'd2box-ncr-reader-thread': false }, dns.port);
     expect(h.process.queueMgr.maxQueueSize).toBe(5);
     await burst(h.process.port!, 60, 'q');
     await accountFor(h, 60);
@@ -148,10 +149,10 @@ describe('NCR socket read in a thread of its own (d2box-ncr-reader-thread)', () 
   // 65536 asked, 131072 granted: about 100 NCRs, a third of what is sent while the main loop is blocked.
   const small = { 'd2box-ncr-receive-buffer-bytes': 65536 };
 
-  it('a main loop blocked through a stream of 300 NCRs loses none: the reader thread emptied the socket', async () => {
+  it('by default, a main loop blocked through a stream of 300 NCRs loses none: the reader thread emptied the socket', async () => {
     const dns = await silentServer();
     cleanups.push(dns.close);
-    const h = await harness({ ...small, 'd2box-ncr-reader-thread': true }, dns.port);
+    const h = await harness(small, dns.port);
     sendWhileMainBlocked(h.process.port!, 300, 't');
     await accountFor(h, 300);
     expect(h.stat(KERNEL_DROPS_STAT)).toBe(0);
@@ -162,7 +163,7 @@ describe('NCR socket read in a thread of its own (d2box-ncr-reader-thread)', () 
   it('without it, the same stream overflows the same buffer, and the loss is counted', async () => {
     const dns = await silentServer();
     cleanups.push(dns.close);
-    const h = await harness(small, dns.port);
+    const h = await harness({ ...small, 'd2box-ncr-reader-thread': false }, dns.port);
     sendWhileMainBlocked(h.process.port!, 300, 'm');
     await accountFor(h, 300);
     expect(h.stat(KERNEL_DROPS_STAT)).toBeGreaterThan(0);
@@ -191,5 +192,6 @@ describe('intake configuration', () => {
     expect(line).toContain(String(readRmemMax()));
     expect(line).toMatch(/about \d+ NCRs/);
     expect(line).toContain(`queue bound ${INTAKE_DEFAULTS.maxQueueSize} NCRs`);
+    expect(line).toContain('read in a thread of its own');
   });
 });
