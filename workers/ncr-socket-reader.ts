@@ -25,7 +25,7 @@ sock.once('error', (err: NodeJS.ErrnoException) => send({ type: 'bind-error', co
 sock.once('listening', () => {
   sock.removeAllListeners('error');
   sock.on('error', (err) => send({ type: 'socket-error', message: err.message }));
-  send({ type: 'listening', port: sock.address().port });
+  send({ type: 'listening', port: sock.address().port, ...(setup.receiveBufferBytes !== undefined ? { recvBuffer: setRecvBuffer(setup.receiveBufferBytes) } : {}) });
 });
 sock.on('message', (msg, rinfo) => {
   datagrams.push(msg);
@@ -45,11 +45,15 @@ port.on('message', (m: { type: 'recv-buffer'; bytes: number } | { type: 'close' 
     sock.close(() => port.close());
     return;
   }
-  try {
-    sock.setRecvBufferSize(m.bytes);
-    send({ type: 'recv-buffer', granted: sock.getRecvBufferSize() });
-  } catch (e) {
-    send({ type: 'recv-buffer', error: (e as Error).message });
-  }
+  send({ type: 'recv-buffer', ...setRecvBuffer(m.bytes) });
 });
+
+function setRecvBuffer(bytes: number): { granted?: number; error?: string } {
+  try {
+    sock.setRecvBufferSize(bytes);
+    return { granted: sock.getRecvBufferSize() };
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+}
 sock.bind({ address: setup.address, port: setup.port, exclusive: true });

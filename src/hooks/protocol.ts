@@ -404,11 +404,13 @@ export interface NcrReaderSetup {
   address: string;
   port: number;
   family: 4 | 6;
+  /** SO_RCVBUF to ask for once bound. */
+  receiveBufferBytes?: number;
 }
 
 /** What the reader thread tells the listener. */
 export type NcrReaderMessage =
-  | { type: 'listening'; port: number }
+  | { type: 'listening'; port: number; recvBuffer?: { granted?: number; error?: string } }
   | { type: 'bind-error'; code: string | undefined; message: string }
   | { type: 'socket-error'; message: string }
   | { type: 'recv-buffer'; granted?: number; error?: string }

@@ -158,7 +158,7 @@ export class NcrListener {
 
   private listened(): void {
     this.log.info('DHCP_DDNS_NCR_LISTENING', `listening for NCRs on ${this.where()}${this.reader ? ' (read in a thread of its own)' : ''}`);
-    if (this.opts.receiveBufferBytes !== undefined) this.setReceiveBuffer(this.opts.receiveBufferBytes);
+    if (this.opts.receiveBufferBytes !== undefined && !this.reader) this.setReceiveBuffer(this.opts.receiveBufferBytes);
     if (this.opts.onKernelDrops) {
       this.dropsTimer = setInterval(() => void this.pollKernelDrops(), KERNEL_DROPS_POLL_MS);
       this.dropsTimer.unref();
@@ -169,7 +169,7 @@ export class NcrListener {
   private async startReader(family: 4 | 6): Promise<void> {
     const here = import.meta.url;
     const ts = here.endsWith('.ts');
-    const setup: NcrReaderSetup = { address: this.ipAddress, port: this.requestedPort, family };
+    const setup: NcrReaderSetup = { address: this.ipAddress, port: this.requestedPort, family, receiveBufferBytes: this.opts.receiveBufferBytes };
     // A reader holds datagrams only until the next turn of its loop: a small heap is plenty.
     // Run from sources (tests, dev), the thread is the built one: a worker's entry gets no TypeScript loader.
     const file = new URL(ts ? '../../dist/workers/ncr-socket-reader.js' : '../../workers/ncr-socket-reader.js', here);
@@ -205,6 +205,11 @@ export class NcrListener {
       this.opts.onError?.(e);
     });
     this.listened();
+    // The thread set the buffer before it said it listens: logged now, before start() resolves.
+    if (this.opts.receiveBufferBytes !== undefined && first.recvBuffer) {
+      this.askedBuffer = this.opts.receiveBufferBytes;
+      this.receiveBufferSet(this.askedBuffer, first.recvBuffer.granted, first.recvBuffer.error);
+    }
   }
 
   private askedBuffer = 0;
