@@ -18,6 +18,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import dgram from 'node:dgram';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseD2Config } from '../src/config/d2-config.js';
+import { enforcePathPolicy } from '../src/config/path-policy.js';
 import { NcrJournal, parseJournal } from '../src/d2/ncr-journal.js';
 import { Logger, type LogRecord } from '../src/log/logger.js';
 import type { NameChangeRequest } from '../src/ncr/name-change-request.js';
@@ -115,6 +117,29 @@ describe('journal file format', () => {
     expect(logs.some((l) => l.id === 'DHCP_DDNS_JOURNAL_CORRUPT' && l.text.includes('1 torn or corrupt'))).toBe(true);
     await again.journal.close();
     expect(parseJournal(readFileSync(file, 'utf8')).corrupt).toBe(0);
+  });
+});
+
+describe('where the journal may be', () => {
+  const police = (journal: string) => {
+    const parsed = parseD2Config(JSON.stringify(configJson({ port: 53001, extra: { 'd2box-journal-file': journal } })), { file: 't.json' });
+    if (!parsed.ok) throw new Error(parsed.error);
+    return enforcePathPolicy(parsed.config);
+  };
+
+  it('only in D2BOX_JOURNAL_DIR: a bare name goes there, a path elsewhere is refused naming the rule', () => {
+    const saved = process.env['D2BOX_JOURNAL_DIR'];
+    process.env['D2BOX_JOURNAL_DIR'] = dir;
+    try {
+      const bare = police('ncr.journal');
+      expect(bare.ok && bare.config['d2box-journal-file']).toBe(join(dir, 'ncr.journal'));
+      const outside = police('/etc/ncr.journal');
+      expect(outside.ok).toBe(false);
+      if (!outside.ok) expect(outside.error).toMatch(/'d2box-journal-file' is invalid: .*the NCR journal is kept only in the journal directory; set D2BOX_JOURNAL_DIR/);
+    } finally {
+      if (saved === undefined) delete process.env['D2BOX_JOURNAL_DIR'];
+      else process.env['D2BOX_JOURNAL_DIR'] = saved;
+    }
   });
 });
 
