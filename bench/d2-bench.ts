@@ -23,8 +23,9 @@
  * ratio d2box / Kea per figure; the last line is
  * `ratio=<d2box with select_key NCR/s ÷ Kea NCR/s>` against the fast responder.
  *
- * Options: --quick (N=100, 1 run), --n N, --runs R, --window W, --warmup W,
- * --targets fast,bind, --daemons d2box+select_key,d2box+select_key/process,d2box+held_key,d2box,kea, --severity S (both
+ * Options: --quick (N=100, 1 run), --n N, --runs R, --window W (or none: send as
+ * fast as possible), --warmup W,
+ * --targets fast,bind, --daemons d2box+select_key,d2box+select_key/process,d2box+held_key,d2box,d2box+journal,d2box/main-loop-reader,kea, --severity S (both
  * daemons' root logger at S; default: each as configured out of the box, INFO). Environment:
  * D2BENCH_DUMP=FILE appends each completion (send time, latency) per phase;
  * D2BENCH_NODE_ARGS adds node options to the d2box daemon (e.g. --cpu-prof);
@@ -55,9 +56,9 @@ const SELECT_KEY_LIB = join(ROOT, 'dist/sample-hooks/select-key-policy/index.js'
 /** The same key, held by a library that signs and verifies every update itself (issue 13). */
 const HELD_KEY_LIB = join(ROOT, 'bench/fixtures/held-key-select-key.mjs');
 
-type DaemonKind = 'd2box+select_key' | 'd2box+select_key/process' | 'd2box+held_key' | 'd2box' | 'kea';
+type DaemonKind = 'd2box+select_key' | 'd2box+select_key/process' | 'd2box+held_key' | 'd2box' | 'd2box+journal' | 'd2box/main-loop-reader' | 'kea';
 type TargetKind = 'fast' | 'bind';
-const ALL_DAEMONS: DaemonKind[] = ['d2box+select_key', 'd2box+select_key/process', 'd2box+held_key', 'd2box', 'kea'];
+const ALL_DAEMONS: DaemonKind[] = ['d2box+select_key', 'd2box+select_key/process', 'd2box+held_key', 'd2box', 'd2box+journal', 'd2box/main-loop-reader', 'kea'];
 const ALL_TARGETS: TargetKind[] = ['fast', 'bind'];
 
 const { values: args } = parseArgs({
@@ -86,7 +87,8 @@ if (args.compare !== undefined && !existsSync(args.compare)) throw new Error(`--
 const QUICK = args.quick === true;
 const N = Number(args.n ?? (QUICK ? 100 : 5000));
 const RUNS = Number(args.runs ?? (QUICK ? 1 : 3));
-const WINDOW = Number(args.window ?? 128);
+// `--window none`: no window at all, the load generator sends as fast as it can (a DHCP server's burst after an outage).
+const WINDOW = args.window === 'none' ? Infinity : Number(args.window ?? 128);
 const WARMUP = Number(args.warmup ?? (QUICK ? 50 : 1000));
 const TARGETS = (args.targets?.split(',') ?? ALL_TARGETS) as TargetKind[];
 const KINDS = (args.daemons?.split(',') ?? ALL_DAEMONS) as DaemonKind[];
@@ -99,7 +101,7 @@ const kindOf = (d: DaemonLabel): DaemonKind => d.split('@')[0] as DaemonKind;
 /** Both daemons' `loggers` (root logger to stdout at this severity); by default none: each logs as it does out of the box (INFO). */
 const SEVERITY = args.severity;
 for (const [k, v] of Object.entries({ N, RUNS, WINDOW, WARMUP })) {
-  if (!Number.isInteger(v) || v < (k === 'WARMUP' ? 0 : 1)) throw new Error(`bad ${k}: ${v}`);
+  if (!(Number.isInteger(v) || (k === 'WINDOW' && v === Infinity)) || v < (k === 'WARMUP' ? 0 : 1)) throw new Error(`bad ${k}: ${v}`);
 }
 if (TARGETS.some((t) => !ALL_TARGETS.includes(t))) throw new Error(`--targets: one of ${ALL_TARGETS.join(',')}`);
 if (KINDS.some((d) => !ALL_DAEMONS.includes(d))) throw new Error(`--daemons: one of ${ALL_DAEMONS.join(',')}`);
@@ -192,6 +194,10 @@ function d2Config(ncrPort: number, dnsPort: number, daemon: DaemonKind): unknown
   if (daemon === 'd2box+held_key') {
     d2['hooks-libraries'] = [{ library: HELD_KEY_LIB, parameters: { 'key-name': KEY.name, secret: KEY.secret } }];
   }
+  // What the crash-safe queue costs: every NCR written and synced before it is queued (D2BOX_JOURNAL_DIR is the daemon's temp dir).
+  if (daemon === 'd2box+journal') d2['d2box-journal-file'] = 'ncr.journal';
+  // The NCR socket read on the main loop instead of its own thread (what a burst costs without the thread).
+  if (daemon === 'd2box/main-loop-reader') d2['d2box-ncr-reader-thread'] = false;
   return { DhcpDdns: d2 };
 }
 
@@ -261,7 +267,7 @@ async function startDaemon(label: DaemonLabel, dnsPort: number): Promise<Daemon 
     const cli = label.endsWith('@compare') ? COMPARE_CLI! : (process.env['D2BENCH_D2BOX_CLI'] ?? join(ROOT, 'dist/src/cli.js'));
     // Another build (--compare) loads this build's sample library: its hooks directory must allow it.
     const hooksPath = [process.env['D2BOX_HOOKS_PATH'], join(ROOT, 'dist/sample-hooks'), join(ROOT, 'bench/fixtures')].filter(Boolean).join(':');
-    child = spawn(process.execPath, [...extra, cli, '-c', conf], { cwd: dir, stdio: ['ignore', out, out], env: { ...process.env, D2BOX_HOOKS_PATH: hooksPath } });
+    child = spawn(process.execPath, [...extra, cli, '-c', conf], { cwd: dir, stdio: ['ignore', out, out], env: { ...process.env, D2BOX_HOOKS_PATH: hooksPath, D2BOX_JOURNAL_DIR: dir } });
   }
   closeSync(out);
   const pid = child.pid;

@@ -1,6 +1,8 @@
 /** Version strings for -v, -V, -W, version-get and build-report. */
 import { readFileSync } from 'node:fs';
+import { INTAKE_DEFAULTS } from './config/intake-config.js';
 import { processSandboxSupport } from './hooks/process-sandbox.js';
+import { describeReceiveBuffer, readRmemMax } from './ncr/ncr-socket-buffer.js';
 
 /** package.json is one level up from src/, two from dist/src/. */
 function readPackage(): { version: string } {
@@ -35,5 +37,6 @@ export function isolationReport(): string {
   return [
     BUILD_REPORT,
     `  isolation:    thread: available; process: ${support.ok ? 'available' : 'NOT available'} (${support.detail})`,
+    `  ncr intake:   ${describeReceiveBuffer(INTAKE_DEFAULTS.receiveBufferBytes, undefined, readRmemMax()).text} (default d2box-ncr-receive-buffer-bytes); queue bound ${INTAKE_DEFAULTS.maxQueueSize} NCRs (default d2box-max-queue-size); ${INTAKE_DEFAULTS.readerThread ? 'read in a thread of its own' : 'read on the main loop'} (default d2box-ncr-reader-thread)`,
   ].join('\n');
 }

@@ -11,7 +11,7 @@ import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const BENCH = resolve('dist/bench/d2-bench.js');
-const DAEMONS = ['d2box+select_key', 'd2box+select_key/process', 'd2box', 'kea'];
+const DAEMONS = ['d2box+select_key', 'd2box+select_key/process', 'd2box+held_key', 'd2box', 'd2box+journal', 'd2box/main-loop-reader', 'kea'];
 
 function runBench(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((res) => {

@@ -17,6 +17,7 @@ import { DdnsDomainListMgrSchema, type DdnsDomainConfig } from './ddns-domains.j
 import { normalizeDomainName } from './domains.js';
 import { formatPos, KeaJsonError, parseKeaJson, pathKey, type JsonPath, type KeaJsonDocument, type SourcePos } from './kea-json.js';
 import { LoggerSchema, SEVERITIES } from './loggers.js';
+import { intakeShape } from './intake-config.js';
 import { ncrRetryShape } from './ncr-retry-config.js';
 import { TsigKeysSchema } from './tsig-keys.js';
 
@@ -97,6 +98,7 @@ export const DhcpDdnsSchema = z
     'hooks-libraries': z.array(HookEntrySchema).default([]),
     loggers: z.array(LoggerSchema).min(1, 'loggers must not be an empty list').optional(),
     ...ncrRetryShape,
+    ...intakeShape,
     ...contextShape,
   })
   .strict()

@@ -9,7 +9,10 @@
  * - unix control sockets only in the socket directory (D2BOX_CONTROL_SOCKET_DIR,
  *   else Kea's KEA_CONTROL_SOCKET_DIR),
  * - log files only in the log directory (D2BOX_LOG_FILE_DIR, else KEA_LOG_FILE_DIR),
- * - config-write only into the directory the configuration was read from.
+ * - config-write only into the directory the configuration was read from,
+ * - the NCR journal (`d2box-journal-file`) only in the journal directory
+ *   (D2BOX_JOURNAL_DIR, default /var/lib/d2box): it is rewritten and renamed,
+ *   so it gets a directory of its own rather than sharing the log's.
  *
  * As in Kea, a bare file name is taken to be in the (first) allowed directory.
  * Unlike Kea, which wants the parent directory to be exactly the allowed one,
@@ -27,7 +30,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export type PathRule = 'hooks' | 'control-socket' | 'log-file';
+export type PathRule = 'hooks' | 'control-socket' | 'log-file' | 'journal';
 
 interface RuleSpec {
   /** Environment variables, first set wins. */
@@ -64,6 +67,11 @@ const RULES: Record<PathRule, RuleSpec> = {
     env: ['D2BOX_LOG_FILE_DIR', 'KEA_LOG_FILE_DIR'],
     defaults: () => ['/var/log/d2box'],
     what: 'log files are written only in the log directory',
+  },
+  journal: {
+    env: ['D2BOX_JOURNAL_DIR'],
+    defaults: () => ['/var/lib/d2box'],
+    what: 'the NCR journal is kept only in the journal directory',
   },
 };
 
@@ -155,6 +163,7 @@ interface PathBearingConfig {
   'control-socket'?: { 'socket-type'?: string; 'socket-name'?: string } | undefined;
   'control-sockets'?: { 'socket-type'?: string; 'socket-name'?: string }[] | undefined;
   loggers?: { output_options?: { output: string }[] | undefined }[] | undefined;
+  'd2box-journal-file'?: string | undefined;
 }
 
 const NOT_FILES = /^(stdout|stderr|syslog(:.*)?)$/;
@@ -186,6 +195,11 @@ export function enforcePathPolicy<C extends PathBearingConfig>(config: C, baseDi
       if (!c.ok) return { ok: false, error: `invalid path in \`output\`: ${c.error}` };
       o.output = c.path;
     }
+  }
+  if (out['d2box-journal-file'] !== undefined) {
+    const c = checkPath('journal', out['d2box-journal-file'], baseDir);
+    if (!c.ok) return { ok: false, error: `'d2box-journal-file' is invalid: ${c.error}` };
+    out['d2box-journal-file'] = c.path;
   }
   return { ok: true, config: out };
 }

@@ -25,6 +25,12 @@
  * keys); it ends — one `ncr-done` — only when it succeeds, fails definitely,
  * is replaced by a newer NCR for its name, or is given up.
  *
+ * With `d2box-journal-file`, an NCR is queued only once the journal holds it,
+ * and marked done there when it ends (unless it ends because d2box stops); at
+ * the first configuration the NCRs a previous run left unfinished are queued
+ * again (NcrJournal). The journal is opened once: a later configuration that
+ * names another file takes effect at the next start.
+ *
  * Every NCR ends in exactly one `ncr-done` event and is counted: Kea's
  * `ncr-received`, `ncr-invalid`, `ncr-error`, `queue-mgr-queue-full` and
  * `update-*` statistics, plus d2box's `d2box.ncr-completed`,
@@ -32,6 +38,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { D2Config } from '../config/d2-config.js';
+import { INTAKE_DEFAULTS, intakePolicy, type IntakePolicy } from '../config/intake-config.js';
 import { ncrRetryPolicy } from '../config/ncr-retry-config.js';
 import { DnsClient } from '../dns/dns-client.js';
 import { TsigKey } from '../dns/tsig.js';
@@ -42,12 +49,17 @@ import type { NameChangeRequest } from '../ncr/name-change-request.js';
 import { NcrListener } from '../ncr/ncr-listener.js';
 import { declareD2Stats, declareKeyStats } from '../stats/d2-stats.js';
 import { StatsMgr } from '../stats/stats-mgr.js';
-import { D2QueueMgr, MAX_QUEUE_DEFAULT } from './d2-queue-mgr.js';
+import { D2QueueMgr } from './d2-queue-mgr.js';
 import { D2UpdateMgr, MAX_TRANSACTIONS_DEFAULT, type NcrDone } from './d2-update-mgr.js';
 import { tsigKeyStatName, type FailureReason } from './name-change-transaction.js';
+import type { NcrJournal } from './ncr-journal.js';
 import { NcrRetryMgr } from './ncr-retry-mgr.js';
 
 export const NCR_OUTCOME_STATS = ['d2box.ncr-completed', 'd2box.ncr-failed'] as const;
+/** NCRs the kernel dropped at the NCR socket (its receive buffer full): read from procfs, since they never reach d2box. */
+export const KERNEL_DROPS_STAT = 'd2box.ncr-kernel-drops';
+/** Torn or corrupt records skipped when the NCR journal was read at start. */
+export const JOURNAL_CORRUPT_STAT = 'd2box.journal-corrupt-records';
 export const FAILURE_REASONS: readonly FailureReason[] = [
   'no-forward-match',
   'no-reverse-match',
@@ -108,6 +120,11 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
   private current: D2ConfigInput | undefined;
   private configuring: Promise<unknown> = Promise.resolve();
   private stopping: Promise<void> | undefined;
+  /** Intake settings when the configuration does not give them (the constructor's options, else d2box's defaults). */
+  private readonly intakeFallback: IntakePolicy;
+  private journal: NcrJournal | undefined;
+  /** Journal ids of the queued (or running, or retrying) NCRs, by receipt number. */
+  private readonly journalIds = new Map<number, number>();
 
   constructor(opts: D2ProcessOptions = {}) {
     super();
@@ -118,9 +135,12 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
     this.shutdownTimeoutMs = opts.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
     declareD2Stats(this.stats);
     for (const name of NCR_OUTCOME_STATS) this.stats.declare(name);
+    this.stats.declare(KERNEL_DROPS_STAT);
+    this.stats.declare(JOURNAL_CORRUPT_STAT);
+    this.intakeFallback = { ...INTAKE_DEFAULTS, ...(opts.maxQueueSize !== undefined ? { maxQueueSize: opts.maxQueueSize } : {}) };
     for (const reason of FAILURE_REASONS) this.stats.declare(failureStatName(reason));
     this.queueMgr = new D2QueueMgr({
-      maxQueueSize: opts.maxQueueSize ?? MAX_QUEUE_DEFAULT,
+      maxQueueSize: this.intakeFallback.maxQueueSize,
       stats: this.stats,
       log: this.log,
       onRefused: (ncr) => this.ncrDone({ ncr, status: 'failed', reason: 'queue-full', detail: `the request queue is full (${this.queueMgr.maxQueueSize})` }),
@@ -166,10 +186,30 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
       this.ncrDone({ ncr, status: 'failed', reason: 'shutdown', detail: 'the server is shutting down' });
       return;
     }
+    if (this.journal) {
+      this.journal.admit(ncr, (n, id) => this.queueJournaled(n, id));
+      return;
+    }
     if (this.queueMgr.enqueue(ncr)) {
       this.retryMgr.received(ncr);
       this.updateMgr.sweep();
     }
+  }
+
+  /** Queues an NCR the journal holds (just written, or left by a previous run). */
+  private queueJournaled(ncr: NameChangeRequest, id: number): void {
+    if (this.stopping) {
+      // Not marked done: the next start serves it.
+      this.ncrDone({ ncr, status: 'failed', reason: 'shutdown', detail: 'the server is shutting down' });
+      return;
+    }
+    if (!this.queueMgr.enqueue(ncr)) {
+      this.journal?.done(id); // refused, counted and ended: nothing to replay
+      return;
+    }
+    this.journalIds.set(this.queueMgr.seqAt(this.queueMgr.size - 1), id);
+    this.retryMgr.received(ncr);
+    this.updateMgr.sweep();
   }
 
   /**
@@ -196,6 +236,7 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
     } catch (e) {
       return { ok: false, error: `tsig-keys: ${(e as Error).message}` };
     }
+    const intake = intakePolicy(cfg, this.intakeFallback);
     // 2. Let the transactions in flight finish; NCRs keep arriving and wait in the queue.
     this.updateMgr.pause();
     try {
@@ -203,7 +244,8 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
       // 3. The listener, when its address or port changes.
       let fresh: NcrListener | undefined;
       const old = this.listener;
-      if (!old || old.ipAddress !== cfg['ip-address'] || (this.current && this.current.config.port !== cfg.port)) {
+      const readerChanged = this.current !== undefined && intakePolicy(this.current.config, this.intakeFallback).readerThread !== intake.readerThread;
+      if (!old || readerChanged || old.ipAddress !== cfg['ip-address'] || (this.current && this.current.config.port !== cfg.port)) {
         fresh = new NcrListener({
           ipAddress: cfg['ip-address'],
           port: cfg.port,
@@ -211,6 +253,9 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
           onNcr: (ncr) => this.receive(ncr),
           onInvalid: () => this.stats.addValue('ncr-invalid'),
           onError: () => this.stats.addValue('ncr-error'),
+          receiveBufferBytes: intake.receiveBufferBytes,
+          readerThread: intake.readerThread,
+          onKernelDrops: (dropped) => this.stats.addValue(KERNEL_DROPS_STAT, dropped),
         });
         try {
           await fresh.start();
@@ -218,16 +263,33 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
           return { ok: false, error: (e as Error).message };
         }
       }
+      // 3b. The journal, at the first configuration naming one (its NCRs are queued at commit).
+      const journalPath = cfg['d2box-journal-file'];
+      let opened: Awaited<ReturnType<typeof NcrJournal.open>> | undefined;
+      if (journalPath !== undefined && !this.journal) {
+        try {
+          // Loaded only when a journal is configured.
+          const { NcrJournal: Journal } = await import('./ncr-journal.js');
+          opened = await Journal.open(journalPath, new Logger('d2box-journal'));
+        } catch (e) {
+          await fresh?.stop();
+          return { ok: false, error: `d2box-journal-file: cannot open ${journalPath}: ${(e as Error).message}` };
+        }
+      } else if (this.journal && journalPath !== this.journal.path) {
+        this.log.warn('DHCP_DDNS_JOURNAL_UNCHANGED', `d2box-journal-file changes take effect at the next start; the journal stays ${this.journal.path}`);
+      }
       // 4. Hook libraries, then d2_srv_configured.
       try {
         await this.hooks.loadLibraries(input.hooksLibraries);
       } catch (e) {
         await fresh?.stop();
+        await opened?.journal.close();
         return { ok: false, error: e instanceof HooksLoadError ? e.message : String(e) };
       }
       const configured = await this.hooks.configured(input.json, input.config);
       if (!configured.accepted) {
         await fresh?.stop();
+        await opened?.journal.close();
         await this.restoreHooks();
         return { ok: false, error: configured.error };
       }
@@ -235,7 +297,10 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
       if (fresh) {
         this.listener = fresh;
         await old?.stop();
+      } else if (this.current && intakePolicy(this.current.config, this.intakeFallback).receiveBufferBytes !== intake.receiveBufferBytes) {
+        this.listener?.setReceiveBuffer(intake.receiveBufferBytes);
       }
+      this.queueMgr.setMaxQueueSize(intake.maxQueueSize);
       this.updateMgr.configure({
         forwardDomains: cfg['forward-ddns']['ddns-domains'],
         reverseDomains: cfg['reverse-ddns']['ddns-domains'],
@@ -251,6 +316,12 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
       this.retryMgr.configure(ncrRetryPolicy(cfg));
       declareKeyStats(this.stats, [...keys.keys()].map(tsigKeyStatName));
       this.current = input;
+      if (opened) {
+        this.journal = opened.journal;
+        this.stats.addValue(JOURNAL_CORRUPT_STAT, opened.found.corrupt);
+        // Queued now, in the order first received, ahead of anything received while this configuration was applied.
+        for (const r of opened.replay) this.queueJournaled(r.ncr, r.id);
+      }
       return { ok: true };
     } finally {
       this.updateMgr.resume();
@@ -276,6 +347,12 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
   }
 
   private ncrDone(done: NcrDone): void {
+    if (this.journal && done.seq !== undefined) {
+      const id = this.journalIds.get(done.seq);
+      this.journalIds.delete(done.seq);
+      // An NCR ended by the server stopping was not served: left open, the next start serves it.
+      if (id !== undefined && done.reason !== 'shutdown' && done.reason !== 'stopped') this.journal.done(id);
+    }
     if (done.status === 'completed') {
       this.stats.addValue('d2box.ncr-completed');
     } else {
@@ -335,6 +412,7 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
     if (!(await within(this.shutdownTimeoutMs))) {
       this.log.error('DHCP_DDNS_SHUTDOWN_ABANDONED', `${this.updateMgr.transactionCount} transaction(s) did not end; abandoned`);
     }
+    await this.journal?.close();
     await this.hooks.unloadLibraries();
   }
 }

@@ -33,7 +33,7 @@ export interface D2QueueMgrOptions {
 }
 
 export class D2QueueMgr {
-  readonly maxQueueSize: number;
+  private maxSize: number;
   private readonly queue: NameChangeRequest[] = [];
   /** Receipt numbers, parallel to `queue`. */
   private readonly seqs: number[] = [];
@@ -47,10 +47,21 @@ export class D2QueueMgr {
   constructor(opts: D2QueueMgrOptions) {
     const max = opts.maxQueueSize ?? MAX_QUEUE_DEFAULT;
     if (!Number.isInteger(max) || max < 1) throw new Error('D2QueueMgr maximum queue size must be greater than zero');
-    this.maxQueueSize = max;
+    this.maxSize = max;
     this.stats = opts.stats;
     this.onRefused = opts.onRefused;
     this.log = opts.log ?? new Logger('dhcp-to-d2');
+  }
+
+  /** The bound (a d2box setting, `d2box-max-queue-size`; Kea's is fixed at 1024). */
+  get maxQueueSize(): number {
+    return this.maxSize;
+  }
+
+  /** A new bound; NCRs queued beyond a lower one stay queued, new ones are refused until it is reached again. */
+  setMaxQueueSize(max: number): void {
+    if (!Number.isInteger(max) || max < 1) throw new Error('D2QueueMgr maximum queue size must be greater than zero');
+    this.maxSize = max;
   }
 
   get size(): number {
@@ -99,8 +110,14 @@ export class D2QueueMgr {
 
   dequeueAt(index: number): NameChangeRequest {
     const ncr = this.peekAt(index);
-    this.queue.splice(index, 1);
-    this.seqs.splice(index, 1);
+    // The head is by far the usual case; shift() is O(1) where splice() moves a burst-sized queue.
+    if (index === 0) {
+      this.queue.shift();
+      this.seqs.shift();
+    } else {
+      this.queue.splice(index, 1);
+      this.seqs.splice(index, 1);
+    }
     if (this.queue.length < this.maxQueueSize) this.endEpisodeIfAny();
     return ncr;
   }

@@ -29,7 +29,8 @@
  * (NCRs waiting now), `d2box.ncr-given-up` (too old, or pushed out by the bound)
  * and `d2box.ncr-superseded`; each given-up or superseded NCR also ends in
  * `d2box.ncr-failed.<reason>`. Waiting NCRs end failed with `shutdown` when the
- * server stops (there is no journal to keep them across a restart yet).
+ * server stops; with the journal (`d2box-journal-file`) they stay open in it and
+ * the next start queues them again (the retry count starts afresh).
  */
 import { NCR_RETRY_DEFAULTS, type NcrRetryPolicy } from '../config/ncr-retry-config.js';
 import { Logger } from '../log/logger.js';

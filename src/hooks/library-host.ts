@@ -16,7 +16,7 @@ import { availableParallelism } from 'node:os';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { Piscina } from 'piscina';
+import type { Piscina } from 'piscina';
 import { z } from 'zod';
 import type { IOService } from './io-service.js';
 import { IOServiceBridge } from './io-service.js';
@@ -100,6 +100,9 @@ function registeredNames(registrations: Registrations, quote: (name: string) => 
 
 /** IOService error lines a library can make the host write per second (a callback failing on every tick). */
 const IO_ERROR_LINES_PER_SECOND = 10;
+
+/** Loaded by the first LibraryHost.open(). */
+let PiscinaClass: typeof Piscina | undefined;
 
 const here = import.meta.url;
 /** Under tsx (tests, dev) the worker is TypeScript and needs tsx in its thread too. */
@@ -304,6 +307,8 @@ export class LibraryHost {
   /** Starts the worker and checks `version()` (Kea's validateLibrary); `load` is not run. */
   async open(): Promise<void> {
     this.stopping = false;
+    // piscina costs about 10 MB of RSS to load: a daemon with no thread library never loads it.
+    PiscinaClass ??= (await import('piscina')).Piscina;
     this.stats.state = 'starting';
     try {
       this.pool = this.createPool();
@@ -439,7 +444,7 @@ export class LibraryHost {
       return pool;
     }
     const needsTsx = RUNNING_TS || this.name.endsWith('.ts');
-    const pool = new Piscina({
+    const pool = new PiscinaClass!({
       filename: WORKER_FILE.href,
       minThreads: 1,
       maxThreads: 1,

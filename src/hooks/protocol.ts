@@ -488,3 +488,25 @@ export function nodeEndpoint(port: MessagePort): Endpoint {
     start: () => port.start(),
   };
 }
+
+// ---------------------------------------------------------------------------
+// The NCR socket reader thread (workers/ncr-socket-reader.ts ⇄ src/ncr/ncr-listener.ts),
+// `d2box-ncr-reader-thread`: not a hook library, but it crosses the same boundary.
+
+/** workerData of the reader thread. */
+export interface NcrReaderSetup {
+  address: string;
+  port: number;
+  family: 4 | 6;
+  /** SO_RCVBUF to ask for once bound. */
+  receiveBufferBytes?: number;
+}
+
+/** What the reader thread tells the listener. */
+export type NcrReaderMessage =
+  | { type: 'listening'; port: number; recvBuffer?: { granted?: number; error?: string } }
+  | { type: 'bind-error'; code: string | undefined; message: string }
+  | { type: 'socket-error'; message: string }
+  | { type: 'recv-buffer'; granted?: number; error?: string }
+  /** Datagrams as received, with their senders, in order. */
+  | { type: 'datagrams'; datagrams: Uint8Array[]; from: [string, number][] };
