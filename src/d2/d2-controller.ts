@@ -18,6 +18,7 @@ import { d2ConfigToJson, parseD2Config } from '../config/d2-config.js';
 import type { D2Config } from '../config/d2-config.js';
 import type { ControlSocketEntry } from '../config/control-sockets.js';
 import { enforcePathPolicy } from '../config/path-policy.js';
+import { PidFile } from '../config/pid-file.js';
 import type { LoggerConfig } from '../config/loggers.js';
 import { CONTROL_RESULT_ERROR, CONTROL_RESULT_SUCCESS, createAnswer, type Answer } from '../control/answer.js';
 import { CommandMgr } from '../control/command-mgr.js';
@@ -60,6 +61,7 @@ export class D2Controller {
   private startedAt = Date.now();
   private lastCommit: number | undefined;
   private exitValue = 0;
+  private readonly pidFile = new PidFile();
   private requestShutdown: ((why: string, type?: ShutdownType) => void) | undefined;
 
   constructor(private readonly options: ControllerOptions) {
@@ -101,6 +103,15 @@ export class D2Controller {
     this.configFile = file;
     this.startedAt = Date.now();
     this.logs = new LogPipeline({ verbose: this.options.verbose }).install();
+    // Before anything else, as Kea's DControllerBase::launch: a second daemon on the same configuration stops here.
+    const pid = this.pidFile.create(file);
+    if (pid.kind === 'running' || pid.kind === 'error') {
+      if (pid.kind === 'running') this.log.fatal('DCTL_ALREADY_RUNNING', `kea-dhcp-ddns already running? Daemon::createPIDFile: PID: ${pid.pid} exists, PID file: ${pid.file}`);
+      else this.log.fatal('DCTL_PID_FILE_ERROR', `DhcpDdns could not create a PID file: ${pid.error}`);
+      await this.logs.close();
+      return 1;
+    }
+    if (pid.kind === 'skipped') this.log.warn('D2BOX_PID_FILE_SKIPPED', `no PID file written: ${pid.reason}`);
     this.log.info('DCTL_STARTING', `DHCP-DDNS starting, pid: ${process.pid}, version: ${VERSION}`);
     this.process = new D2Process({ hooks: new HooksManager({ baseDir: process.cwd() }) });
     this.commands = new CommandMgr(this.process.hooks);
