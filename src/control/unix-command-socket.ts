@@ -23,6 +23,7 @@ import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { Logger } from '../log/logger.js';
 import { CONTROL_RESULT_ERROR, createAnswer, type Answer } from './answer.js';
+import { keaElementText } from './kea-element-text.js';
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
 export const DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024;
@@ -203,7 +204,8 @@ export class UnixCommandSocket {
       }
       // The reply must not wait forever on a client that never reads.
       const guard = setTimeout(() => sock.destroy(), this.timeoutMs);
-      sock.end(JSON.stringify(answer), () => clearTimeout(guard));
+      // Kea's own layout (Element::str()): scripts grep for `"result": 0`.
+      sock.end(keaElementText(answer), () => clearTimeout(guard));
       sock.once('close', () => clearTimeout(guard));
     };
     sock.on('error', () => {
