@@ -29,6 +29,7 @@ import { HooksManager } from '../hooks/hooks-manager.js';
 import { LibraryHost } from '../hooks/library-host.js';
 import type { HookLibraryConfigInput } from '../hooks/library-config.js';
 import { Logger } from '../log/logger.js';
+import { probeSyslogSocket } from '../log/syslog-output.js';
 import { VERSION } from '../version.js';
 import { D2Process, type ShutdownType } from './d2-process.js';
 
@@ -75,6 +76,7 @@ export class D2Controller {
       process.stderr.write(`Syntax check failed with: ${read.error}\n`);
       return 1;
     }
+    await this.warnIfSyslogUnavailable(read.config.loggers ?? []);
     const hooks = new HooksManager({ baseDir: process.cwd() });
     const libraries = read.hooksLibraries;
     if (!loadHooks) {
@@ -94,6 +96,14 @@ export class D2Controller {
     } finally {
       await hooks.unloadLibraries();
     }
+  }
+
+  /** -t/-T: a `syslog` output whose socket Node cannot write to is said before the daemon runs (the check still passes). */
+  private async warnIfSyslogUnavailable(loggers: readonly LoggerConfig[]): Promise<void> {
+    const syslog = loggers.flatMap((l) => l.output_options ?? []).find((o) => o.output === 'syslog' || o.output.startsWith('syslog:'));
+    if (!syslog) return;
+    const probe = await probeSyslogSocket();
+    if (!probe.ok) process.stderr.write(`WARN D2BOX_SYSLOG_UNAVAILABLE syslog output ${syslog.output} unavailable (${probe.reason}); its lines would go to stderr\n`);
   }
 
   /** -c: runs until SIGTERM or SIGINT; the exit code. */
