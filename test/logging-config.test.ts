@@ -138,7 +138,7 @@ describe('the daemon\'s loggers', () => {
     const out = d.stdout();
     expect(out).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} INFO  \[kea-dhcp-ddns\.commands\/\d+\.\d+\] COMMAND_RECEIVED Received command 'version-get'$/m);
     expect(out).toMatch(/WARN  \[kea-dhcp-ddns\.commands\/\d+\.\d+\] COMMAND_PROCESS_ERROR1 /);
-    expect(out).not.toMatch(/DCTL_CONFIG_COMPLETE|DCTL_STARTING|DHCP_DDNS_NCR_LISTENING/);
+    expect(out).not.toMatch(/DCTL_CONFIG_COMPLETE|DCTL_STARTING|D2BOX_NCR_LISTENING/);
     expect(d.stderr()).not.toMatch(/COMMAND_RECEIVED/);
   });
 
@@ -147,7 +147,8 @@ describe('the daemon\'s loggers', () => {
     await d.command('status-get');
     await d.stop();
     expect(d.stdout()).toMatch(/DEBUG \[kea-dhcp-ddns\.commands\/\d+\.\d+\] COMMAND_SOCKET_CONNECTION_OPENED/);
-    expect(d.stdout()).toMatch(/INFO  \[kea-dhcp-ddns\/\d+\.\d+\] DCTL_CONFIG_COMPLETE/);
+    // On Kea's `.dctl` logger, as Kea logs it (docs/log-messages.md).
+    expect(d.stdout()).toMatch(/INFO  \[kea-dhcp-ddns\.dctl\/\d+\.\d+\] DCTL_CONFIG_COMPLETE/);
   });
 
   it('a rejected configuration rolls its loggers back', async () => {

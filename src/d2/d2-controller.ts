@@ -13,6 +13,7 @@
  */
 import { existsSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
 import { dirname } from 'node:path';
 import { d2ConfigToJson, parseD2Config } from '../config/d2-config.js';
 import type { D2Config } from '../config/d2-config.js';
@@ -50,7 +51,9 @@ export const SHUTDOWN_DEADLINE_MS = 30_000;
 export type ApplyResult = { ok: true } | { ok: false; error: string };
 
 export class D2Controller {
-  private readonly log = new Logger('kea-dhcp-ddns');
+  /** Kea's loggers: DCTL_* on `.dctl`, DHCP_DDNS_* on `.dhcpddns`, so severities set on those apply. */
+  private readonly log = new Logger('dctl');
+  private readonly d2log = new Logger('dhcpddns');
   private process: D2Process | undefined;
   private configFile = '';
   private stopping = false;
@@ -141,7 +144,10 @@ export class D2Controller {
         if (this.stopping) return;
         this.stopping = true;
         clearInterval(keepAlive);
-        this.log.info('DCTL_SHUTDOWN_REQUESTED', `DHCP-DDNS shutting down (${signal})`);
+        // Kea's: a signal on .dctl, the shutdown command on .dhcpddns, both at debug level 0.
+        const signalNumber = (osConstants.signals as Record<string, number>)[signal];
+        if (signalNumber !== undefined) this.log.debug('DCTL_SHUTDOWN_SIGNAL_RECVD', `OS signal ${signalNumber} received, starting shutdown`);
+        else this.d2log.debug('DHCP_DDNS_SHUTDOWN_COMMAND', `application received shutdown command with args: ${signal}`);
         let stage = 'waiting for the configuration being applied';
         const deadlineMs = Number(process.env['D2BOX_SHUTDOWN_DEADLINE_MS']) > 0 ? Number(process.env['D2BOX_SHUTDOWN_DEADLINE_MS']) : SHUTDOWN_DEADLINE_MS;
         // unref: it must not keep a daemon that has shut down from exiting.
@@ -161,7 +167,7 @@ export class D2Controller {
               return this.exitValue;
             },
             (err: unknown) => {
-              this.log.error('DCTL_SHUTDOWN_FAILED', `DHCP-DDNS shutdown failed: ${(err as Error)?.message ?? String(err)}`);
+              this.log.error('D2BOX_SHUTDOWN_FAILED', `DHCP-DDNS shutdown failed: ${(err as Error)?.message ?? String(err)}`);
               return 1;
             },
           )
@@ -194,7 +200,7 @@ export class D2Controller {
   private forceExit(deadlineMs: number, stage: string): void {
     const libraries = LibraryHost.stopAllNow();
     const stopped = libraries.length > 0 ? `; stopped by force: hook libraries ${libraries.join(', ')}` : '';
-    this.log.error('DCTL_SHUTDOWN_FORCED', `DHCP-DDNS shutdown did not finish in ${deadlineMs} ms (still ${stage})${stopped}; exiting`);
+    this.log.error('D2BOX_SHUTDOWN_FORCED', `DHCP-DDNS shutdown did not finish in ${deadlineMs} ms (still ${stage})${stopped}; exiting`);
     process.exit(1);
   }
 
@@ -237,7 +243,7 @@ export class D2Controller {
   private async applyText(text: string, source: string): Promise<Answer> {
     const parsed = policedConfig(parseD2Config(text, { file: source, allowInclude: false }));
     if (!parsed.ok) {
-      this.log.error('DHCP_DDNS_CONFIG_FAIL', `DHCP-DDNS: error processing configuration: ${parsed.error}`);
+      this.d2log.error('DHCP_DDNS_CONFIG_FAIL', `DHCP-DDNS: error processing configuration: ${parsed.error}`);
       return createAnswer(CONTROL_RESULT_ERROR, parsed.error);
     }
     const r = await this.applyParsed(parsed);
@@ -248,7 +254,7 @@ export class D2Controller {
   private async testText(text: string, source: string): Promise<Answer> {
     const parsed = policedConfig(parseD2Config(text, { file: source, allowInclude: false }));
     if (!parsed.ok) {
-      this.log.error('DHCP_DDNS_CONFIG_CHECK_FAIL', `DHCP-DDNS: error checking configuration: ${parsed.error}`);
+      this.d2log.error('DHCP_DDNS_CONFIG_CHECK_FAIL', `DHCP-DDNS: error checking configuration: ${parsed.error}`);
       return createAnswer(CONTROL_RESULT_ERROR, parsed.error);
     }
     const errors = await new HooksManager({ baseDir: process.cwd() }).validateLibraries(parsed.hooksLibraries);
@@ -303,7 +309,7 @@ export class D2Controller {
   /** Kea's loggers: applied before a configuration so its processing is logged where it says. */
   private applyLoggers(loggers: LoggerConfig[]): void {
     if (!this.logs) return;
-    for (const w of this.logs.configure(loggers)) this.log.warn('DCTL_LOGGER_OUTPUT_UNSUPPORTED', w);
+    for (const w of this.logs.configure(loggers)) this.log.warn('D2BOX_LOGGER_OUTPUT_UNSUPPORTED', w);
   }
 
   /** Reads, checks and applies a configuration file; on failure the current configuration stays. */
@@ -311,7 +317,7 @@ export class D2Controller {
     const read = await this.readConfig(file);
     if (!read.ok) {
       const error = reload ? `Configuration parsing failed: ${read.error}` : read.error;
-      this.log.error('DHCP_DDNS_CONFIG_FAIL', `DHCP-DDNS: error processing configuration: ${error}`);
+      this.d2log.error('DHCP_DDNS_CONFIG_FAIL', `DHCP-DDNS: error processing configuration: ${error}`);
       return { ok: false, error };
     }
     return this.applyParsed({ json: read.json, config: read.config, hooksLibraries: read.hooksLibraries });
@@ -336,7 +342,7 @@ export class D2Controller {
       this.applyLoggers(previousLoggers);
       // A refused configuration leaves nothing behind (Kea 3.x), not even the log files it named.
       for (const f of newLogFiles) rmSync(f, { force: true });
-      this.log.error('DHCP_DDNS_CONFIG_FAIL', `DHCP-DDNS: configuration rejected, the configuration in force stays: ${applied.error}`);
+      this.d2log.error('DHCP_DDNS_CONFIG_FAIL', `DHCP-DDNS: configuration rejected, the configuration in force stays: ${applied.error}`);
       return applied;
     }
     this.loggersInForce = loggers;

@@ -127,7 +127,7 @@ export class NcrListener {
     });
     sock.on('message', (msg, rinfo) => this.handle(msg, rinfo));
     this.socket = sock;
-    this.log.info('DHCP_DDNS_NCR_LISTENING', `listening for NCRs on ${this.where()}`);
+    this.log.info('D2BOX_NCR_LISTENING', `listening for NCRs on ${this.where()}`);
   }
 
   /** Stop receiving and close the socket. Safe to call twice. */
@@ -184,7 +184,7 @@ export class NcrListener {
     this.counters.callbackErrors++;
     if (!this.loggedCallbackError) {
       this.loggedCallbackError = true;
-      this.log.error('DHCP_DDNS_NCR_HANDLER_FAILED', `NCR handler threw (logged once, then counted): ${e instanceof Error ? e.message : String(e)}`);
+      this.log.error('D2BOX_NCR_HANDLER_FAILED', `NCR handler threw (logged once, then counted): ${e instanceof Error ? e.message : String(e)}`);
     }
   }
 }
