@@ -125,13 +125,13 @@ export class D2Controller {
       return 1;
     }
     if (pid.kind === 'skipped') this.log.warn('D2BOX_PID_FILE_SKIPPED', `no PID file written: ${pid.reason}`);
-    this.log.info('DCTL_STARTING', `DHCP-DDNS starting, pid: ${process.pid}, version: ${VERSION}`);
+    this.log.info('DCTL_STARTING', `DhcpDdns starting, pid: ${process.pid}, version: ${VERSION} (d2box)`);
     this.process = new D2Process({ hooks: new HooksManager({ baseDir: process.cwd() }) });
     this.commands = new CommandMgr(this.process.hooks);
     registerD2Commands(this.commands, this.commandContext(this.process));
     const first = await this.applyFile(file);
     if (!first.ok) {
-      this.log.fatal('DCTL_CONFIG_FILE_LOAD_FAIL', `DHCP-DDNS: configuration error using file: ${file}, reason: ${first.error}`);
+      this.log.fatal('DCTL_CONFIG_FILE_LOAD_FAIL', `DhcpDdns reason: configuration error using file: ${file}: ${first.error}`);
       await this.process.shutdown();
       await this.closeControlSocket();
       await this.logs.close();
@@ -163,7 +163,7 @@ export class D2Controller {
           })
           .then(
             () => {
-              this.log.info('DCTL_SHUTDOWN', `DHCP-DDNS has shut down, exit value ${this.exitValue}`);
+              this.log.info('DCTL_SHUTDOWN', `DhcpDdns has shut down, pid: ${process.pid}, version: ${VERSION}`);
               return this.exitValue;
             },
             (err: unknown) => {
@@ -183,10 +183,10 @@ export class D2Controller {
       process.once('SIGINT', () => shutdown('SIGINT'));
       process.on('SIGHUP', () => {
         if (this.stopping) return;
-        this.log.info('DCTL_CFG_FILE_RELOAD_SIGNAL_RECVD', `DHCP-DDNS reloading configuration file ${this.configFile}`);
+        this.log.info('DCTL_CFG_FILE_RELOAD_SIGNAL_RECVD', `OS signal ${osConstants.signals.SIGHUP} received, reloading configuration from file: ${this.configFile}`);
         this.applying = this.applying.then(() => this.applyFile(this.configFile));
         void this.applying.then((r) => {
-          if (!r.ok) this.log.error('DCTL_CFG_FILE_RELOAD_ERROR', `configuration reload failed; the current configuration stays in force: ${r.error}`);
+          if (!r.ok) this.log.error('DCTL_CFG_FILE_RELOAD_ERROR', `configuration reload failed: ${r.error}, reverting to current configuration.`);
         });
       });
     });
@@ -243,7 +243,7 @@ export class D2Controller {
   private async applyText(text: string, source: string): Promise<Answer> {
     const parsed = policedConfig(parseD2Config(text, { file: source, allowInclude: false }));
     if (!parsed.ok) {
-      this.d2log.error('DHCP_DDNS_CONFIG_FAIL', `DHCP-DDNS: error processing configuration: ${parsed.error}`);
+      this.d2log.error('DHCP_DDNS_CONFIG_FAIL', `DHCP-DDNS server configuration failed: ${parsed.error}`);
       return createAnswer(CONTROL_RESULT_ERROR, parsed.error);
     }
     const r = await this.applyParsed(parsed);
@@ -254,7 +254,7 @@ export class D2Controller {
   private async testText(text: string, source: string): Promise<Answer> {
     const parsed = policedConfig(parseD2Config(text, { file: source, allowInclude: false }));
     if (!parsed.ok) {
-      this.d2log.error('DHCP_DDNS_CONFIG_CHECK_FAIL', `DHCP-DDNS: error checking configuration: ${parsed.error}`);
+      this.d2log.error('DHCP_DDNS_CONFIG_CHECK_FAIL', `DHCP-DDNS server configuration check failed: ${parsed.error}`);
       return createAnswer(CONTROL_RESULT_ERROR, parsed.error);
     }
     const errors = await new HooksManager({ baseDir: process.cwd() }).validateLibraries(parsed.hooksLibraries);
@@ -317,7 +317,7 @@ export class D2Controller {
     const read = await this.readConfig(file);
     if (!read.ok) {
       const error = reload ? `Configuration parsing failed: ${read.error}` : read.error;
-      this.d2log.error('DHCP_DDNS_CONFIG_FAIL', `DHCP-DDNS: error processing configuration: ${error}`);
+      this.d2log.error('DHCP_DDNS_CONFIG_FAIL', `DHCP-DDNS server configuration failed: ${error}`);
       return { ok: false, error };
     }
     return this.applyParsed({ json: read.json, config: read.config, hooksLibraries: read.hooksLibraries });
@@ -342,15 +342,14 @@ export class D2Controller {
       this.applyLoggers(previousLoggers);
       // A refused configuration leaves nothing behind (Kea 3.x), not even the log files it named.
       for (const f of newLogFiles) rmSync(f, { force: true });
-      this.d2log.error('DHCP_DDNS_CONFIG_FAIL', `DHCP-DDNS: configuration rejected, the configuration in force stays: ${applied.error}`);
+      this.d2log.error('DHCP_DDNS_CONFIG_FAIL', `DHCP-DDNS server configuration failed: ${applied.error}`);
       return applied;
     }
     this.loggersInForce = loggers;
     this.lastCommit = Date.now();
     const socketError = sockets.ok ? await sockets.commit() : undefined;
     if (socketError) return { ok: false, error: socketError };
-    const n = d2.hooks.getLibraryNames().length;
-    this.log.info('DCTL_CONFIG_COMPLETE', `server has completed configuration: ${n} hook librar${n === 1 ? 'y' : 'ies'} loaded, listening on ${input.config['ip-address']} port ${input.config.port}`);
+    this.log.info('DCTL_CONFIG_COMPLETE', `server has completed configuration: listening on ${input.config['ip-address']}, port ${input.config.port}, using UDP`);
     return { ok: true };
   }
 
