@@ -293,7 +293,7 @@ describe('the socket file and shutdown', () => {
     const third = new Daemon(file3, first.socket);
     daemons.push(third);
     expect(await third.exited).toBe(1);
-    expect(third.stderr()).toMatch(/another server is accepting on the control socket/);
+    expect(third.stdout() + third.stderr()).toMatch(/another server is accepting on the control socket/);
     expect((await second.command('status-get')).arguments.pid).toBe(second.pid);
   });
 
@@ -304,7 +304,7 @@ describe('the socket file and shutdown', () => {
     const d = new Daemon(file, path);
     daemons.push(d);
     expect(await d.exited).toBe(1);
-    expect(d.stderr()).toMatch(/exists and is not a socket/);
+    expect(d.stdout() + d.stderr()).toMatch(/exists and is not a socket/);
     expect(readFileSync(path, 'utf8')).toBe('{}');
   });
 

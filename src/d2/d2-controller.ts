@@ -116,6 +116,9 @@ export class D2Controller {
     this.configFile = file;
     this.startedAt = Date.now();
     this.logs = new LogPipeline({ verbose: this.options.verbose }).install();
+    // Until a configuration is read, Kea's daemon logs to stdout (measured on Kea 2.2: DCTL_STARTING
+    // on stdout; a configuration without `loggers` then logs to stderr, the pipeline's default).
+    this.logs.configure([{ name: 'kea-dhcp-ddns', severity: 'INFO', debuglevel: 0, output_options: [{ output: 'stdout', flush: true, maxsize: 0, maxver: 0 }] }]);
     // Before anything else, as Kea's DControllerBase::launch: a second daemon on the same configuration stops here.
     const pid = this.pidFile.create(file);
     if (pid.kind === 'running' || pid.kind === 'error') {
