@@ -3,7 +3,7 @@
 # Debian packages (BIND 9 and Kea's D2 are the real peers the tests talk to), then npm packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PACKAGES=(bind9 bind9-utils dnsutils kea-dhcp-ddns-server kea-dhcp4-server kea-ctrl-agent kea-admin iproute2 bubblewrap socat chromium)
+PACKAGES=(bind9 bind9-utils dnsutils kea-dhcp-ddns-server kea-dhcp4-server kea-ctrl-agent kea-admin iproute2 bubblewrap socat chromium kea-doc)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -253,7 +253,7 @@ describe('the socket file and shutdown', () => {
         expect(await d.exited).toBe(0);
         const log = d.stderr();
         counts[type] = {
-          abandoned: log.match(/DHCP_DDNS_NCR_ABANDONED/g)?.length ?? 0,
+          abandoned: log.match(/D2BOX_NCR_ABANDONED/g)?.length ?? 0,
           failed: log.match(/DHCP_DDNS_ADD_FAILED .*no-more-servers/g)?.length ?? 0,
           stopped: log.match(/DHCP_DDNS_ADD_FAILED .*\(stopped\)/g)?.length ?? 0,
         };
@@ -287,13 +287,13 @@ describe('the socket file and shutdown', () => {
     const second = new Daemon(file2, first.socket);
     daemons.push(second);
     await second.ready();
-    await second.waitLog(/COMMAND_SOCKET_STALE/);
+    await second.waitLog(/D2BOX_CONTROL_SOCKET_STALE/);
     // A third daemon on the path the second serves: refused, the second unharmed.
     const file3 = writeJson(join(tmp.dir, 'live.json'), d2Config(await freePort(), first.socket));
     const third = new Daemon(file3, first.socket);
     daemons.push(third);
     expect(await third.exited).toBe(1);
-    expect(third.stderr()).toMatch(/another server is accepting on the control socket/);
+    expect(third.stdout() + third.stderr()).toMatch(/another server is accepting on the control socket/);
     expect((await second.command('status-get')).arguments.pid).toBe(second.pid);
   });
 
@@ -304,7 +304,7 @@ describe('the socket file and shutdown', () => {
     const d = new Daemon(file, path);
     daemons.push(d);
     expect(await d.exited).toBe(1);
-    expect(d.stderr()).toMatch(/exists and is not a socket/);
+    expect(d.stdout() + d.stderr()).toMatch(/exists and is not a socket/);
     expect(readFileSync(path, 'utf8')).toBe('{}');
   });
 

@@ -174,7 +174,7 @@ describe('HTTP and HTTPS control sockets', () => {
       expect(JSON.parse(r.body)).toMatchObject({ result: 401, text: expect.stringMatching(/^Unauthorized/) });
     }
     expect(before + 4).toBe(await counter(d, 'control-channel-auth-failed'));
-    await d.waitLog(/COMMAND_HTTP_AUTH_FAILED HTTP authentication of 127\.0\.0\.1 on http:\/\/127\.0\.0\.1:\d+ failed: Unauthorized: wrong credentials/);
+    await d.waitLog(/D2BOX_COMMAND_HTTP_AUTH_FAILED HTTP authentication of 127\.0\.0\.1 on http:\/\/127\.0\.0\.1:\d+ failed: Unauthorized: wrong credentials/);
   });
 
   it('every command answers over HTTP exactly as over the unix socket: D2\'s, hooks-status, hook-registered ones, command_processed', async () => {
@@ -214,7 +214,7 @@ describe('HTTP and HTTPS control sockets', () => {
     expect(untrusted.exit).not.toBe(0);
     for (let i = 0; i < 200 && (await counter(d, 'control-channel-tls-handshake-failed')) < before + 3; i++) await sleep(25);
     expect(await counter(d, 'control-channel-tls-handshake-failed')).toBeGreaterThanOrEqual(before + 3);
-    await d.waitLog(/COMMAND_HTTPS_HANDSHAKE_FAILED TLS handshake with 127\.0\.0\.1 on https:\/\/127\.0\.0\.1:\d+ failed/);
+    await d.waitLog(/D2BOX_COMMAND_HTTPS_HANDSHAKE_FAILED TLS handshake with 127\.0\.0\.1 on https:\/\/127\.0\.0\.1:\d+ failed/);
 
     const optional = `https://127.0.0.1:${tlsOptionalPort}/`;
     const noCert = await curl(['--cacert', pki.ca, '-u', ADMIN, ...jsonCommand('status-get'), optional]);

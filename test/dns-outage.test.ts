@@ -331,12 +331,12 @@ describe('bounds', () => {
     expect(d2.stat('d2box.ncr-failed.retry-expired')).toBe(5);
     expect(d2.stat('d2box.ncr-given-up')).toBe(12);
     expect(d2.stat('d2box.ncr-retry-waiting')).toBe(0);
-    const givenUp = logs.slice(from).filter((r) => r.id === 'DHCP_DDNS_NCR_GIVEN_UP');
+    const givenUp = logs.slice(from).filter((r) => r.id === 'D2BOX_NCR_GIVEN_UP');
     for (const n of ncrs) expect(givenUp.some((r) => r.text.includes(n.fqdn)), n.fqdn).toBe(true);
     // The oldest go first: the 7 that failed first (as logged) overflowed.
     const firstFailures = logs
       .slice(from)
-      .filter((r) => r.id === 'DHCP_DDNS_NCR_RETRY_SCHEDULED' && r.text.includes('(attempt 1)'))
+      .filter((r) => r.id === 'D2BOX_NCR_RETRY_SCHEDULED' && r.text.includes('(attempt 1)'))
       .map((r) => ncrs.find((n) => r.text.includes(` ${n.fqdn} `))!.fqdn);
     expect(firstFailures).toHaveLength(12);
     const overflowed = d2.done.filter((d) => d.reason === 'retry-overflow').map((d) => d.ncr.fqdn);

@@ -5,7 +5,7 @@
  * d2box's objects.
  *
  *   - a select_key callout that sets DROP itself (no throw): the server is skipped, the next tried;
- *   - a select_key key the engine cannot use: DHCP_DDNS_SELECT_KEY_INVALID, the server skipped
+ *   - a select_key key the engine cannot use: D2BOX_SELECT_KEY_INVALID, the server skipped
  *     (Kea: a callout that cannot make its key throws, which is DROP, which skips the server);
  *   - a multi-threading-compatible library, in a thread and in a sandboxed process: its callouts overlap;
  *   - libraries unloaded and loaded again on config-set and on config-reload;
@@ -180,7 +180,7 @@ describe('select_key next steps and keys, through the daemon to BIND', () => {
     expect(s).toMatchObject({ 'd2box.ncr-completed': 1, 'd2box.ncr-failed': 1, 'd2box.ncr-failed.no-more-servers': 1 });
     // Dropped means never sent: the silent server saw nothing from either NCR.
     expect(dead.received() - before).toBe(0);
-    const skipped = log(daemon).match(new RegExp(`DHCP_DDNS_SERVER_SKIPPED.*127\\.0\\.0\\.1 port:${dead.port} \\(status 2\\)`, 'g')) ?? [];
+    const skipped = log(daemon).match(new RegExp(`D2BOX_SERVER_SKIPPED.*127\\.0\\.0\\.1 port:${dead.port} \\(status 2\\)`, 'g')) ?? [];
     expect(skipped).toHaveLength(2);
     // The callout returned 0 having set DROP: nothing failed, nothing was turned into DROP by the host.
     const [status] = await libraries(daemon);
@@ -188,7 +188,7 @@ describe('select_key next steps and keys, through the daemon to BIND', () => {
     expect(status!.nonZeroReturns).toBe(0);
   });
 
-  it('a key the engine cannot use: DHCP_DDNS_SELECT_KEY_INVALID, that server skipped unsent, the next tried; with none left the NCR fails', async () => {
+  it('a key the engine cannot use: D2BOX_SELECT_KEY_INVALID, that server skipped unsent, the next tried; with none left the NCR fails', async () => {
     // Within select_key's schema (so the host passes it), but no HMAC-SHA256 MAC has 1024 bits.
     const unusable = { ...HOOK_KEY, name: 'unusable.key', 'digest-bits': 1024 };
     const { daemon, sender } = await startDaemon([{ library: SELECT_KEY, parameters: { keys: { [deadServer()]: unusable } }, sandbox: SANDBOX }]);
@@ -201,7 +201,7 @@ describe('select_key next steps and keys, through the daemon to BIND', () => {
     expect(await aRecords(landing.fqdn)).toEqual([landing.ipAddress]);
     expect(s).toMatchObject({ 'd2box.ncr-completed': 1, 'd2box.ncr-failed': 1, 'd2box.ncr-failed.no-more-servers': 1 });
     expect(dead.received() - before).toBe(0);
-    const invalid = log(daemon).match(new RegExp(`DHCP_DDNS_SELECT_KEY_INVALID.*unusable key for 127\\.0\\.0\\.1 port:${dead.port}: .*digest-bits.*server skipped`, 'g')) ?? [];
+    const invalid = log(daemon).match(new RegExp(`D2BOX_SELECT_KEY_INVALID.*unusable key for 127\\.0\\.0\\.1 port:${dead.port}: .*digest-bits.*server skipped`, 'g')) ?? [];
     expect(invalid).toHaveLength(2);
     // The library did nothing wrong by the hooks contract: the engine refused the key.
     expect(failureTotal((await libraries(daemon))[0]!)).toBe(0);

@@ -234,7 +234,7 @@ async function shutdownAtDeadline(run: Run, mode: 'thread' | 'process', how: 'SI
   const exitMs = performance.now() - t0;
   expect(exitMs).toBeGreaterThanOrEqual(DEADLINE_MS - 100);
   const log = readFileSync(run.logFile, 'utf8');
-  expect(log).toMatch(/DCTL_SHUTDOWN_FORCED DHCP-DDNS shutdown did not finish in 3000 ms .*stopped by force: hook libraries /);
+  expect(log).toMatch(/D2BOX_SHUTDOWN_FORCED DHCP-DDNS shutdown did not finish in 3000 ms .*stopped by force: hook libraries /);
   // --die-with-parent and the kill at the deadline: nothing of the sandbox outlives the daemon.
   let left = alive(run.stateDir, tree);
   for (let i = 0; i < 100 && left.length > 0; i++) {

@@ -90,21 +90,19 @@ async function start(loggers: unknown[], opts: { args?: string[]; pauseStdout?: 
 }
 
 describe('the daemon\'s loggers', () => {
-  it('a file with a pattern, rotated at maxsize keeping maxver old versions', async () => {
+  it("a file with a pattern; a maxsize under Kea's 200 KiB minimum does not rotate at that size", async () => {
     const log = join(tmp.dir, 'd2.log');
     const { d } = await start([{ name: 'kea-dhcp-ddns', severity: 'INFO', output_options: [{ output: log, pattern: '%p|%c|%m\n', maxsize: 4000, maxver: 2 }] }]);
     for (let i = 0; i < 150; i++) expect((await d.command('status-get')).result).toBe(0);
     await d.stop();
-    expect(existsSync(`${log}.1`)).toBe(true);
-    expect(existsSync(`${log}.2`)).toBe(true);
-    expect(existsSync(`${log}.3`)).toBe(false);
-    const lines = [log, `${log}.1`, `${log}.2`].flatMap((f) => readFileSync(f, 'utf8').split('\n').filter(Boolean));
+    // Kea 2.2 (log4cplus) raises such a size to 204800 bytes (measured: maxsize 1000 rotated at
+    // 204875 bytes); the rotation itself is tested in test/log-rotation-syslog.test.ts.
+    expect(readFileSync(log).length).toBeGreaterThan(4000);
+    expect(existsSync(`${log}.1`)).toBe(false);
+    const lines = readFileSync(log, 'utf8').split('\n').filter(Boolean);
     for (const line of lines) expect(line).toMatch(/^(INFO|WARN|ERROR)\|kea-dhcp-ddns(\.[a-z0-9-]+)?\|[A-Z0-9_]+ /);
-    expect(lines.filter((l) => l === "INFO|kea-dhcp-ddns.commands|COMMAND_RECEIVED Received command 'status-get'").length).toBeGreaterThan(10);
-    // The newest lines are in the current file: the shutdown.
+    expect(lines.filter((l) => l === "INFO|kea-dhcp-ddns.commands|COMMAND_RECEIVED Received command 'status-get'").length).toBeGreaterThanOrEqual(150);
     expect(readFileSync(log, 'utf8')).toMatch(/DCTL_SHUTDOWN /);
-    // The oldest kept versions hold nothing past maxsize by more than a line.
-    expect(readFileSync(`${log}.1`).length).toBeLessThan(4000 + 300);
     // Nothing went to the console.
     expect(d.stderr()).not.toMatch(/COMMAND_RECEIVED/);
   });
@@ -140,7 +138,10 @@ describe('the daemon\'s loggers', () => {
     const out = d.stdout();
     expect(out).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} INFO  \[kea-dhcp-ddns\.commands\/\d+\.\d+\] COMMAND_RECEIVED Received command 'version-get'$/m);
     expect(out).toMatch(/WARN  \[kea-dhcp-ddns\.commands\/\d+\.\d+\] COMMAND_PROCESS_ERROR1 /);
-    expect(out).not.toMatch(/DCTL_CONFIG_COMPLETE|DCTL_STARTING|DHCP_DDNS_NCR_LISTENING/);
+    expect(out).not.toMatch(/DCTL_CONFIG_COMPLETE|D2BOX_NCR_LISTENING/);
+    // Before the configuration is read the daemon logs at INFO to stdout, as Kea 2.2 does.
+    expect(out).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} INFO  \[kea-dhcp-ddns\.dctl\/\d+\.\d+\] DCTL_STARTING /m);
+    expect(d.stderr()).not.toMatch(/DCTL_STARTING/);
     expect(d.stderr()).not.toMatch(/COMMAND_RECEIVED/);
   });
 
@@ -149,7 +150,8 @@ describe('the daemon\'s loggers', () => {
     await d.command('status-get');
     await d.stop();
     expect(d.stdout()).toMatch(/DEBUG \[kea-dhcp-ddns\.commands\/\d+\.\d+\] COMMAND_SOCKET_CONNECTION_OPENED/);
-    expect(d.stdout()).toMatch(/INFO  \[kea-dhcp-ddns\/\d+\.\d+\] DCTL_CONFIG_COMPLETE/);
+    // On Kea's `.dctl` logger, as Kea logs it (docs/log-messages.md).
+    expect(d.stdout()).toMatch(/INFO  \[kea-dhcp-ddns\.dctl\/\d+\.\d+\] DCTL_CONFIG_COMPLETE/);
   });
 
   it('a rejected configuration rolls its loggers back', async () => {

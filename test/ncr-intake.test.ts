@@ -94,7 +94,7 @@ describe('NCR intake under a burst', () => {
     expect(h.stat('ncr-received') + drops).toBe(300);
     // The statistic is the kernel's own count for this socket.
     expect(await readUdpDrops('127.0.0.1', port)).toBe(drops);
-    expect(logs.some((r) => r.id === 'DHCP_DDNS_NCR_RECV_BUFFER' && r.text.includes('about 6 NCRs'))).toBe(true);
+    expect(logs.some((r) => r.id === 'D2BOX_NCR_RECV_BUFFER' && r.text.includes('about 6 NCRs'))).toBe(true);
   });
 
   it('the start-up log warns, in NCRs, when net.core.rmem_max caps the buffer asked for', async () => {
@@ -103,7 +103,7 @@ describe('NCR intake under a burst', () => {
     const rmemMax = readRmemMax()!;
     const asked = rmemMax * 2;
     await harness({ 'd2box-ncr-receive-buffer-bytes': asked }, dns.port);
-    const warning = logs.find((r) => r.id === 'DHCP_DDNS_NCR_RECV_BUFFER_CAPPED');
+    const warning = logs.find((r) => r.id === 'D2BOX_NCR_RECV_BUFFER_CAPPED');
     expect(warning?.severity).toBe('WARN');
     expect(warning?.text).toContain(`net.core.rmem_max is ${rmemMax}`);
     expect(warning?.text).toContain(`about ${Math.floor((rmemMax * 2) / KERNEL_BYTES_PER_NCR)} NCRs`);

@@ -114,7 +114,7 @@ describe('journal file format', () => {
     const again = await NcrJournal.open(file);
     expect(again.found.corrupt).toBe(1);
     expect(again.replay).toHaveLength(10);
-    expect(logs.some((l) => l.id === 'DHCP_DDNS_JOURNAL_CORRUPT' && l.text.includes('1 torn or corrupt'))).toBe(true);
+    expect(logs.some((l) => l.id === 'D2BOX_JOURNAL_CORRUPT' && l.text.includes('1 torn or corrupt'))).toBe(true);
     await again.journal.close();
     expect(parseJournal(readFileSync(file, 'utf8')).corrupt).toBe(0);
   });
@@ -208,7 +208,7 @@ describe('kill -9 with NCRs queued, against BIND 9', () => {
     for (let i = 0; i < 1200 && (await ended()) < 40; i++) await sleep(100);
     expect(await second.stat('d2box.ncr-completed')).toBe(40);
     expect(await second.stat('d2box.ncr-failed')).toBe(0);
-    await second.waitLog(/DHCP_DDNS_JOURNAL_REPLAY.*40 NCR/);
+    await second.waitLog(/D2BOX_JOURNAL_REPLAY.*40 NCR/);
     for (const [i, a] of adds.entries()) {
       const records = await digRecords(bind.port, a.fqdn, 'A');
       expect(records.map((r) => r.data), a.fqdn).toEqual(i < 10 ? [] : [a.ipAddress]);
@@ -219,7 +219,7 @@ describe('kill -9 with NCRs queued, against BIND 9', () => {
     const third = await start();
     expect(await third.stat('ncr-received')).toBe(0);
     expect(await third.stat('d2box.ncr-completed')).toBe(0);
-    expect(third.stdout() + third.stderr()).not.toMatch(/DHCP_DDNS_JOURNAL_REPLAY/);
+    expect(third.stdout() + third.stderr()).not.toMatch(/D2BOX_JOURNAL_REPLAY/);
     expect(parseJournal(readFileSync(journalFile, 'utf8')).unfinished).toHaveLength(0);
     expect(await third.stop()).toBe(0);
   }, 240_000);

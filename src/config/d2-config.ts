@@ -378,6 +378,25 @@ export function d2ConfigToJson(config: D2Config): { DhcpDdns: unknown } {
   const copy = structuredClone(config);
   // Kea's TSIGKeyInfo::toElement: a key read from a file is shown by its file, never its secret.
   for (const k of copy['tsig-keys'] as { secret?: string; 'secret-file'?: string }[]) if (k['secret-file'] !== undefined) delete k.secret;
+  // Kea's DdnsDomain/DnsServerInfo::toElement write `key-name` only when there is one
+  // (Kea 2.2's servers have none at all), so a config-write round-trips without `"key-name": ""`.
+  for (const side of [copy['forward-ddns'], copy['reverse-ddns']] as ({ 'ddns-domains'?: { 'key-name'?: string; 'dns-servers'?: { 'key-name'?: string }[] }[] } | undefined)[]) {
+    for (const domain of side?.['ddns-domains'] ?? []) {
+      if (domain['key-name'] === '') delete domain['key-name'];
+      for (const server of domain['dns-servers'] ?? []) if (server['key-name'] === '') delete server['key-name'];
+    }
+  }
+  // Kea's LoggingInfo::toElement: every output has a `pattern` ("" for the default);
+  // `maxsize` and `maxver` only a file has.
+  for (const logger of (copy.loggers ?? []) as { output_options?: { output: string; pattern?: string; maxsize?: number; maxver?: number }[] }[]) {
+    for (const o of logger.output_options ?? []) {
+      o.pattern ??= '';
+      if (/^(stdout|stderr|syslog(:.*)?)$/.test(o.output)) {
+        delete o.maxsize;
+        delete o.maxver;
+      }
+    }
+  }
   return { DhcpDdns: copy };
 }
 

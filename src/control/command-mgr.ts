@@ -84,12 +84,12 @@ export class CommandMgr {
       const report = await hooks.callCallouts('command_processed', handle);
       if (report.failures.length > 0) {
         const f = report.failures[0]!;
-        this.log.warn('COMMAND_PROCESSED_CALLOUT_FAILED', `command_processed callout of hook library ${f.library} failed (${f.failure.kind}: ${quoteUntrusted(f.failure.message)}); the original response to '${name}' is kept`);
+        this.log.warn('D2BOX_COMMAND_PROCESSED_CALLOUT_FAILED', `command_processed callout of hook library ${f.library} failed (${f.failure.kind}: ${quoteUntrusted(f.failure.message)}); the original response to '${name}' is kept`);
         return response;
       }
       return handle.hasArgument('response') ? handle.getArgument<Answer>('response') : response;
     } catch (e) {
-      this.log.warn('COMMAND_PROCESSED_CALLOUT_FAILED', `command_processed for '${name}' failed: ${(e as Error).message}; the original response is kept`);
+      this.log.warn('D2BOX_COMMAND_PROCESSED_CALLOUT_FAILED', `command_processed for '${name}' failed: ${(e as Error).message}; the original response is kept`);
       return response;
     } finally {
       await handle?.destroy();

@@ -125,7 +125,7 @@ export class ControlChannel {
     } catch (e) {
       await abort();
       const error = `could not open the control socket ${at}: ${(e as Error).message}`;
-      this.log.error('DCTL_CONTROL_SOCKET_OPEN_FAILED', error);
+      this.log.error('D2BOX_CONTROL_SOCKET_OPEN_FAILED', error);
       return { ok: false, error };
     }
     const commit = async (): Promise<string | undefined> => {
@@ -141,7 +141,7 @@ export class ControlChannel {
           openedHttp.set(ep, { sock, config });
         } catch (e) {
           error = `could not open the control socket ${sock.endpoint}: ${(e as Error).message}`;
-          this.log.error('DCTL_CONTROL_SOCKET_OPEN_FAILED', error);
+          this.log.error('D2BOX_CONTROL_SOCKET_OPEN_FAILED', error);
         }
       }
       for (const apply of updates) apply();

@@ -7,6 +7,7 @@
  * Kea 2.2's D2 has neither config-hash-get nor the statistic-sample-age/count
  * commands, so d2box has them not either.
  */
+import { keaPrettyText } from './kea-element-text.js';
 import { writeFile } from 'node:fs/promises';
 import { checkConfigWrite } from '../config/path-policy.js';
 import type { HooksManager } from '../hooks/hooks-manager.js';
@@ -112,7 +113,8 @@ export function registerD2Commands(mgr: CommandMgr, ctx: D2CommandContext): void
       if (!allowed.ok) return err(`not allowed to write config into ${filename}: ${allowed.error}`);
       filename = allowed.path;
     }
-    const text = JSON.stringify(ctx.configJson(), null, 2) + '\n';
+    // Kea's prettyPrint, byte for byte: a file Kea wrote and one d2box wrote compare equal.
+    const text = keaPrettyText(ctx.configJson());
     try {
       await writeFile(filename, text, { mode: 0o600 });
     } catch (e) {

@@ -118,7 +118,7 @@ export class HttpCommandSocket {
       server = https.createServer({ ...common, ...tls, requestCert: certRequired, rejectUnauthorized: certRequired, handshakeTimeout: this.timeoutMs }, handler);
       server.on('tlsClientError', (err: Error & { code?: string }, socket: net.Socket) => {
         this.opts.count?.('tls-handshake-failed');
-        this.log.warn('COMMAND_HTTPS_HANDSHAKE_FAILED', `TLS handshake with ${socket.remoteAddress ?? 'a client'} on ${this.endpoint} failed: ${err.code ?? ''} ${err.message}`.replace(/\s+/g, ' '));
+        this.log.warn('D2BOX_COMMAND_HTTPS_HANDSHAKE_FAILED', `TLS handshake with ${socket.remoteAddress ?? 'a client'} on ${this.endpoint} failed: ${err.code ?? ''} ${err.message}`.replace(/\s+/g, ' '));
         socket.destroy();
       });
     } else {
@@ -133,7 +133,7 @@ export class HttpCommandSocket {
         resolve();
       });
     });
-    server.on('error', (e) => this.log.error('COMMAND_SOCKET_ERROR', `control socket ${this.endpoint}: ${e.message}`));
+    server.on('error', (e) => this.log.error('D2BOX_COMMAND_SOCKET_ERROR', `control socket ${this.endpoint}: ${e.message}`));
     this.server = server;
     if ('authentication' in c && c.authentication?.clients.some((cl) => cl.password !== undefined)) {
       this.log.info('HTTP_CLIENT_PASSWORD_SECURITY_WARNING', `control socket ${this.endpoint}: a client's password is written in clear text in the configuration; 'password-file' keeps it out of config-get`);
@@ -184,8 +184,8 @@ export class HttpCommandSocket {
   private refuse(req: http.IncomingMessage, res: http.ServerResponse, status: number, text: string, extra: Record<string, string> = {}): void {
     this.opts.count?.(status === 401 ? 'auth-failed' : 'bad-request');
     const who = req.socket.remoteAddress ?? 'a client';
-    if (status === 401) this.log.warn('COMMAND_HTTP_AUTH_FAILED', `HTTP authentication of ${who} on ${this.endpoint} failed: ${text}`);
-    else this.log.info('COMMAND_HTTP_BAD_REQUEST', `HTTP request from ${who} on ${this.endpoint} refused with ${status}: ${text}`);
+    if (status === 401) this.log.warn('D2BOX_COMMAND_HTTP_AUTH_FAILED', `HTTP authentication of ${who} on ${this.endpoint} failed: ${text}`);
+    else this.log.info('D2BOX_COMMAND_HTTP_BAD_REQUEST', `HTTP request from ${who} on ${this.endpoint} refused with ${status}: ${text}`);
     // The body, if any, is not read: the connection closes after the answer.
     this.send(res, status, { result: status, text }, extra, true);
   }
@@ -244,7 +244,7 @@ export class HttpCommandSocket {
       : status === 431 ? 'Request Header Fields Too Large'
       : `Bad Request: ${err.message}`;
     this.opts.count?.('bad-request');
-    this.log.info('COMMAND_HTTP_BAD_REQUEST', `HTTP request from ${socket.remoteAddress ?? 'a client'} on ${this.endpoint} refused with ${status}: ${text}`);
+    this.log.info('D2BOX_COMMAND_HTTP_BAD_REQUEST', `HTTP request from ${socket.remoteAddress ?? 'a client'} on ${this.endpoint} refused with ${status}: ${text}`);
     const body = JSON.stringify({ result: status, text });
     const headers = this.settings.headers.map(([n, v]) => `${n}: ${v}\r\n`).join('');
     // A client that never reads the answer does not keep the connection.

@@ -23,6 +23,7 @@ import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { Logger } from '../log/logger.js';
 import { CONTROL_RESULT_ERROR, createAnswer, type Answer } from './answer.js';
+import { keaElementText } from './kea-element-text.js';
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
 export const DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024;
@@ -113,7 +114,7 @@ export class UnixCommandSocket {
       process.umask(previous);
     }
     chmodSync(this.path, 0o600);
-    server.on('error', (e) => this.log.error('COMMAND_SOCKET_ERROR', `control socket ${this.path}: ${e.message}`));
+    server.on('error', (e) => this.log.error('D2BOX_COMMAND_SOCKET_ERROR', `control socket ${this.path}: ${e.message}`));
     this.server = server;
     this.log.info('COMMAND_ACCEPTOR_START', `Starting to accept connections via unix domain socket bound to ${this.path}`);
   }
@@ -133,7 +134,7 @@ export class UnixCommandSocket {
     } catch {
       // libuv removed it with the listening handle
     }
-    this.log.info('COMMAND_SOCKET_CLOSED', `control socket ${this.path} closed`);
+    this.log.info('D2BOX_CONTROL_SOCKET_CLOSED', `control socket ${this.path} closed`);
     let timer: NodeJS.Timeout | undefined;
     const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
     await Promise.race([closed, grace]);
@@ -169,7 +170,7 @@ export class UnixCommandSocket {
       });
     });
     if (alive) throw new Error(`another server is accepting on the control socket ${this.path}`);
-    this.log.warn('COMMAND_SOCKET_STALE', `removing stale control socket file ${this.path} left by an earlier run`);
+    this.log.warn('D2BOX_CONTROL_SOCKET_STALE', `removing stale control socket file ${this.path} left by an earlier run`);
     unlinkSync(this.path);
   }
 
@@ -203,7 +204,8 @@ export class UnixCommandSocket {
       }
       // The reply must not wait forever on a client that never reads.
       const guard = setTimeout(() => sock.destroy(), this.timeoutMs);
-      sock.end(JSON.stringify(answer), () => clearTimeout(guard));
+      // Kea's own layout (Element::str()): scripts grep for `"result": 0`.
+      sock.end(keaElementText(answer), () => clearTimeout(guard));
       sock.once('close', () => clearTimeout(guard));
     };
     sock.on('error', () => {
@@ -231,7 +233,7 @@ export class UnixCommandSocket {
       if (done) return;
       bytes += Buffer.byteLength(chunk);
       if (bytes > this.maxRequestBytes) {
-        this.log.warn('COMMAND_REQUEST_TOO_LARGE', `control channel request over ${this.maxRequestBytes} bytes refused`);
+        this.log.warn('D2BOX_COMMAND_REQUEST_TOO_LARGE', `control channel request over ${this.maxRequestBytes} bytes refused`);
         finish(createAnswer(CONTROL_RESULT_ERROR, `command too large: over the ${this.maxRequestBytes}-byte limit`));
         return;
       }

@@ -13,11 +13,13 @@
  */
 import { existsSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
 import { dirname } from 'node:path';
 import { d2ConfigToJson, parseD2Config } from '../config/d2-config.js';
 import type { D2Config } from '../config/d2-config.js';
 import type { ControlSocketEntry } from '../config/control-sockets.js';
 import { enforcePathPolicy } from '../config/path-policy.js';
+import { PidFile } from '../config/pid-file.js';
 import type { LoggerConfig } from '../config/loggers.js';
 import { CONTROL_RESULT_ERROR, CONTROL_RESULT_SUCCESS, createAnswer, type Answer } from '../control/answer.js';
 import { CommandMgr } from '../control/command-mgr.js';
@@ -28,6 +30,7 @@ import { HooksManager } from '../hooks/hooks-manager.js';
 import { LibraryHost } from '../hooks/library-host.js';
 import type { HookLibraryConfigInput } from '../hooks/library-config.js';
 import { Logger } from '../log/logger.js';
+import { probeSyslogSocket } from '../log/syslog-output.js';
 import { VERSION } from '../version.js';
 import { D2Process, type ShutdownType } from './d2-process.js';
 
@@ -48,7 +51,9 @@ export const SHUTDOWN_DEADLINE_MS = 30_000;
 export type ApplyResult = { ok: true } | { ok: false; error: string };
 
 export class D2Controller {
-  private readonly log = new Logger('kea-dhcp-ddns');
+  /** Kea's loggers: DCTL_* on `.dctl`, DHCP_DDNS_* on `.dhcpddns`, so severities set on those apply. */
+  private readonly log = new Logger('dctl');
+  private readonly d2log = new Logger('dhcpddns');
   private process: D2Process | undefined;
   private configFile = '';
   private stopping = false;
@@ -60,6 +65,7 @@ export class D2Controller {
   private startedAt = Date.now();
   private lastCommit: number | undefined;
   private exitValue = 0;
+  private readonly pidFile = new PidFile();
   private requestShutdown: ((why: string, type?: ShutdownType) => void) | undefined;
 
   constructor(private readonly options: ControllerOptions) {
@@ -73,6 +79,7 @@ export class D2Controller {
       process.stderr.write(`Syntax check failed with: ${read.error}\n`);
       return 1;
     }
+    await this.warnIfSyslogUnavailable(read.config.loggers ?? []);
     const hooks = new HooksManager({ baseDir: process.cwd() });
     const libraries = read.hooksLibraries;
     if (!loadHooks) {
@@ -94,6 +101,14 @@ export class D2Controller {
     }
   }
 
+  /** -t/-T: a `syslog` output whose socket Node cannot write to is said before the daemon runs (the check still passes). */
+  private async warnIfSyslogUnavailable(loggers: readonly LoggerConfig[]): Promise<void> {
+    const syslog = loggers.flatMap((l) => l.output_options ?? []).find((o) => o.output === 'syslog' || o.output.startsWith('syslog:'));
+    if (!syslog) return;
+    const probe = await probeSyslogSocket();
+    if (!probe.ok) process.stderr.write(`WARN D2BOX_SYSLOG_UNAVAILABLE syslog output ${syslog.output} unavailable (${probe.reason}); its lines would go to stderr\n`);
+  }
+
   /** -c: runs until SIGTERM or SIGINT; the exit code. */
   async run(file: string): Promise<number> {
     // Kea 3.x: no group write, nothing for others, on every file and socket the daemon creates.
@@ -101,13 +116,25 @@ export class D2Controller {
     this.configFile = file;
     this.startedAt = Date.now();
     this.logs = new LogPipeline({ verbose: this.options.verbose }).install();
-    this.log.info('DCTL_STARTING', `DHCP-DDNS starting, pid: ${process.pid}, version: ${VERSION}`);
+    // Until a configuration is read, Kea's daemon logs to stdout (measured on Kea 2.2: DCTL_STARTING
+    // on stdout; a configuration without `loggers` then logs to stderr, the pipeline's default).
+    this.logs.configure([{ name: 'kea-dhcp-ddns', severity: 'INFO', debuglevel: 0, output_options: [{ output: 'stdout', flush: true, maxsize: 0, maxver: 0 }] }]);
+    // Before anything else, as Kea's DControllerBase::launch: a second daemon on the same configuration stops here.
+    const pid = this.pidFile.create(file);
+    if (pid.kind === 'running' || pid.kind === 'error') {
+      if (pid.kind === 'running') this.log.fatal('DCTL_ALREADY_RUNNING', `kea-dhcp-ddns already running? Daemon::createPIDFile: PID: ${pid.pid} exists, PID file: ${pid.file}`);
+      else this.log.fatal('DCTL_PID_FILE_ERROR', `DhcpDdns could not create a PID file: ${pid.error}`);
+      await this.logs.close();
+      return 1;
+    }
+    if (pid.kind === 'skipped') this.log.warn('D2BOX_PID_FILE_SKIPPED', `no PID file written: ${pid.reason}`);
+    this.log.info('DCTL_STARTING', `DhcpDdns starting, pid: ${process.pid}, version: ${VERSION} (d2box)`);
     this.process = new D2Process({ hooks: new HooksManager({ baseDir: process.cwd() }) });
     this.commands = new CommandMgr(this.process.hooks);
     registerD2Commands(this.commands, this.commandContext(this.process));
     const first = await this.applyFile(file);
     if (!first.ok) {
-      this.log.fatal('DCTL_CONFIG_FILE_LOAD_FAIL', `DHCP-DDNS: configuration error using file: ${file}, reason: ${first.error}`);
+      this.log.fatal('DCTL_CONFIG_FILE_LOAD_FAIL', `DhcpDdns reason: configuration error using file: ${file}: ${first.error}`);
       await this.process.shutdown();
       await this.closeControlSocket();
       await this.logs.close();
@@ -120,7 +147,10 @@ export class D2Controller {
         if (this.stopping) return;
         this.stopping = true;
         clearInterval(keepAlive);
-        this.log.info('DCTL_SHUTDOWN_REQUESTED', `DHCP-DDNS shutting down (${signal})`);
+        // Kea's: a signal on .dctl, the shutdown command on .dhcpddns, both at debug level 0.
+        const signalNumber = (osConstants.signals as Record<string, number>)[signal];
+        if (signalNumber !== undefined) this.log.debug('DCTL_SHUTDOWN_SIGNAL_RECVD', `OS signal ${signalNumber} received, starting shutdown`);
+        else this.d2log.debug('DHCP_DDNS_SHUTDOWN_COMMAND', `application received shutdown command with args: ${signal}`);
         let stage = 'waiting for the configuration being applied';
         const deadlineMs = Number(process.env['D2BOX_SHUTDOWN_DEADLINE_MS']) > 0 ? Number(process.env['D2BOX_SHUTDOWN_DEADLINE_MS']) : SHUTDOWN_DEADLINE_MS;
         // unref: it must not keep a daemon that has shut down from exiting.
@@ -136,11 +166,11 @@ export class D2Controller {
           })
           .then(
             () => {
-              this.log.info('DCTL_SHUTDOWN', `DHCP-DDNS has shut down, exit value ${this.exitValue}`);
+              this.log.info('DCTL_SHUTDOWN', `DhcpDdns has shut down, pid: ${process.pid}, version: ${VERSION}`);
               return this.exitValue;
             },
             (err: unknown) => {
-              this.log.error('DCTL_SHUTDOWN_FAILED', `DHCP-DDNS shutdown failed: ${(err as Error)?.message ?? String(err)}`);
+              this.log.error('D2BOX_SHUTDOWN_FAILED', `DHCP-DDNS shutdown failed: ${(err as Error)?.message ?? String(err)}`);
               return 1;
             },
           )
@@ -156,10 +186,10 @@ export class D2Controller {
       process.once('SIGINT', () => shutdown('SIGINT'));
       process.on('SIGHUP', () => {
         if (this.stopping) return;
-        this.log.info('DCTL_CFG_FILE_RELOAD_SIGNAL_RECVD', `DHCP-DDNS reloading configuration file ${this.configFile}`);
+        this.log.info('DCTL_CFG_FILE_RELOAD_SIGNAL_RECVD', `OS signal ${osConstants.signals.SIGHUP} received, reloading configuration from file: ${this.configFile}`);
         this.applying = this.applying.then(() => this.applyFile(this.configFile));
         void this.applying.then((r) => {
-          if (!r.ok) this.log.error('DCTL_CFG_FILE_RELOAD_ERROR', `configuration reload failed; the current configuration stays in force: ${r.error}`);
+          if (!r.ok) this.log.error('DCTL_CFG_FILE_RELOAD_ERROR', `configuration reload failed: ${r.error}, reverting to current configuration.`);
         });
       });
     });
@@ -173,7 +203,7 @@ export class D2Controller {
   private forceExit(deadlineMs: number, stage: string): void {
     const libraries = LibraryHost.stopAllNow();
     const stopped = libraries.length > 0 ? `; stopped by force: hook libraries ${libraries.join(', ')}` : '';
-    this.log.error('DCTL_SHUTDOWN_FORCED', `DHCP-DDNS shutdown did not finish in ${deadlineMs} ms (still ${stage})${stopped}; exiting`);
+    this.log.error('D2BOX_SHUTDOWN_FORCED', `DHCP-DDNS shutdown did not finish in ${deadlineMs} ms (still ${stage})${stopped}; exiting`);
     process.exit(1);
   }
 
@@ -216,7 +246,7 @@ export class D2Controller {
   private async applyText(text: string, source: string): Promise<Answer> {
     const parsed = policedConfig(parseD2Config(text, { file: source, allowInclude: false }));
     if (!parsed.ok) {
-      this.log.error('DHCP_DDNS_CONFIG_FAIL', `DHCP-DDNS: error processing configuration: ${parsed.error}`);
+      this.d2log.error('DHCP_DDNS_CONFIG_FAIL', `DHCP-DDNS server configuration failed: ${parsed.error}`);
       return createAnswer(CONTROL_RESULT_ERROR, parsed.error);
     }
     const r = await this.applyParsed(parsed);
@@ -227,7 +257,7 @@ export class D2Controller {
   private async testText(text: string, source: string): Promise<Answer> {
     const parsed = policedConfig(parseD2Config(text, { file: source, allowInclude: false }));
     if (!parsed.ok) {
-      this.log.error('DHCP_DDNS_CONFIG_CHECK_FAIL', `DHCP-DDNS: error checking configuration: ${parsed.error}`);
+      this.d2log.error('DHCP_DDNS_CONFIG_CHECK_FAIL', `DHCP-DDNS server configuration check failed: ${parsed.error}`);
       return createAnswer(CONTROL_RESULT_ERROR, parsed.error);
     }
     const errors = await new HooksManager({ baseDir: process.cwd() }).validateLibraries(parsed.hooksLibraries);
@@ -282,7 +312,7 @@ export class D2Controller {
   /** Kea's loggers: applied before a configuration so its processing is logged where it says. */
   private applyLoggers(loggers: LoggerConfig[]): void {
     if (!this.logs) return;
-    for (const w of this.logs.configure(loggers)) this.log.warn('DCTL_LOGGER_OUTPUT_UNSUPPORTED', w);
+    for (const w of this.logs.configure(loggers)) this.log.warn('D2BOX_LOGGER_OUTPUT_UNSUPPORTED', w);
   }
 
   /** Reads, checks and applies a configuration file; on failure the current configuration stays. */
@@ -290,7 +320,7 @@ export class D2Controller {
     const read = await this.readConfig(file);
     if (!read.ok) {
       const error = reload ? `Configuration parsing failed: ${read.error}` : read.error;
-      this.log.error('DHCP_DDNS_CONFIG_FAIL', `DHCP-DDNS: error processing configuration: ${error}`);
+      this.d2log.error('DHCP_DDNS_CONFIG_FAIL', `DHCP-DDNS server configuration failed: ${error}`);
       return { ok: false, error };
     }
     return this.applyParsed({ json: read.json, config: read.config, hooksLibraries: read.hooksLibraries });
@@ -315,15 +345,14 @@ export class D2Controller {
       this.applyLoggers(previousLoggers);
       // A refused configuration leaves nothing behind (Kea 3.x), not even the log files it named.
       for (const f of newLogFiles) rmSync(f, { force: true });
-      this.log.error('DHCP_DDNS_CONFIG_FAIL', `DHCP-DDNS: configuration rejected, the configuration in force stays: ${applied.error}`);
+      this.d2log.error('DHCP_DDNS_CONFIG_FAIL', `DHCP-DDNS server configuration failed: ${applied.error}`);
       return applied;
     }
     this.loggersInForce = loggers;
     this.lastCommit = Date.now();
     const socketError = sockets.ok ? await sockets.commit() : undefined;
     if (socketError) return { ok: false, error: socketError };
-    const n = d2.hooks.getLibraryNames().length;
-    this.log.info('DCTL_CONFIG_COMPLETE', `server has completed configuration: ${n} hook librar${n === 1 ? 'y' : 'ies'} loaded, listening on ${input.config['ip-address']} port ${input.config.port}`);
+    this.log.info('DCTL_CONFIG_COMPLETE', `server has completed configuration: listening on ${input.config['ip-address']}, port ${input.config.port}, using UDP`);
     return { ok: true };
   }
 

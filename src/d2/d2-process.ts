@@ -276,7 +276,7 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
           return { ok: false, error: `d2box-journal-file: cannot open ${journalPath}: ${(e as Error).message}` };
         }
       } else if (this.journal && journalPath !== this.journal.path) {
-        this.log.warn('DHCP_DDNS_JOURNAL_UNCHANGED', `d2box-journal-file changes take effect at the next start; the journal stays ${this.journal.path}`);
+        this.log.warn('D2BOX_JOURNAL_UNCHANGED', `d2box-journal-file changes take effect at the next start; the journal stays ${this.journal.path}`);
       }
       // 4. Hook libraries, then d2_srv_configured.
       try {
@@ -339,10 +339,10 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
       await this.hooks.loadLibraries(cur.hooksLibraries);
       const again = await this.hooks.configured(cur.json, cur.config);
       if (!again.accepted) {
-        this.log.error('DHCP_DDNS_HOOKS_RESTORE_DROP', `d2_srv_configured refused the configuration in force when it was restored: ${again.error}`);
+        this.log.error('D2BOX_HOOKS_RESTORE_DROP', `d2_srv_configured refused the configuration in force when it was restored: ${again.error}`);
       }
     } catch (e) {
-      this.log.error('DHCP_DDNS_HOOKS_RESTORE_FAILED', `could not restore the hook libraries of the configuration in force: ${(e as Error).message}`);
+      this.log.error('D2BOX_HOOKS_RESTORE_FAILED', `could not restore the hook libraries of the configuration in force: ${(e as Error).message}`);
     }
   }
 
@@ -362,10 +362,10 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
     if (done.transaction) {
       const what = done.ncr.changeType === 0 ? 'ADD' : 'REMOVE';
       const text = `DHCP_DDNS Request ID ${done.ncr.dhcidHex}: ${done.ncr.fqdn} ${done.ncr.ipAddress}`;
-      if (done.status === 'completed') this.log.info(`DHCP_DDNS_${what}_SUCCEEDED`, `${text}: ${what.toLowerCase()} succeeded`);
-      else this.log.error(`DHCP_DDNS_${what}_FAILED`, `${text}: ${what.toLowerCase()} failed (${done.reason}): ${done.detail}`);
+      if (done.status === 'completed') this.log.info(what === 'ADD' ? 'DHCP_DDNS_ADD_SUCCEEDED' : 'DHCP_DDNS_REMOVE_SUCCEEDED', `${text}: ${what.toLowerCase()} succeeded`);
+      else this.log.error(what === 'ADD' ? 'DHCP_DDNS_ADD_FAILED' : 'DHCP_DDNS_REMOVE_FAILED', `${text}: ${what.toLowerCase()} failed (${done.reason}): ${done.detail}`);
     } else if (done.reason === 'shutdown') {
-      this.log.warn('DHCP_DDNS_NCR_ABANDONED', `DHCP_DDNS Request ID ${done.ncr.dhcidHex}: ${done.ncr.fqdn} not processed: ${done.detail}`);
+      this.log.warn('D2BOX_NCR_ABANDONED', `DHCP_DDNS Request ID ${done.ncr.dhcidHex}: ${done.ncr.fqdn} not processed: ${done.detail}`);
     }
     this.emit('ncr-done', done);
   }
@@ -406,11 +406,11 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
         });
       });
     if (!(await within(type === 'now' ? 0 : this.shutdownTimeoutMs))) {
-      this.log.warn('DHCP_DDNS_SHUTDOWN_TIMEOUT', `${this.updateMgr.transactionCount} transaction(s) still running after ${this.shutdownTimeoutMs} ms; stopping them`);
+      this.log.warn('D2BOX_SHUTDOWN_TIMEOUT', `${this.updateMgr.transactionCount} transaction(s) still running after ${this.shutdownTimeoutMs} ms; stopping them`);
     }
     await this.dnsClient.close();
     if (!(await within(this.shutdownTimeoutMs))) {
-      this.log.error('DHCP_DDNS_SHUTDOWN_ABANDONED', `${this.updateMgr.transactionCount} transaction(s) did not end; abandoned`);
+      this.log.error('D2BOX_SHUTDOWN_ABANDONED', `${this.updateMgr.transactionCount} transaction(s) did not end; abandoned`);
     }
     await this.journal?.close();
     await this.hooks.unloadLibraries();

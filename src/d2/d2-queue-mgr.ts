@@ -82,7 +82,7 @@ export class D2QueueMgr {
       this.log.error('DHCP_DDNS_QUEUE_MGR_QUEUE_FULL', `application request queue has reached maximum number of entries ${this.maxQueueSize}`);
     }
     if (this.refusedInEpisode <= LOGGED_REFUSALS_PER_EPISODE) {
-      this.log.error('DHCP_DDNS_QUEUE_MGR_NCR_REFUSED', `queue full: NCR for ${ncr.fqdn} (${ncr.ipAddress}, DHCID ${ncr.dhcidHex}) refused`);
+      this.log.error('D2BOX_QUEUE_MGR_NCR_REFUSED', `queue full: NCR for ${ncr.fqdn} (${ncr.ipAddress}, DHCID ${ncr.dhcidHex}) refused`);
     }
     this.onRefused(ncr);
     return false;
@@ -133,7 +133,7 @@ export class D2QueueMgr {
   private endEpisodeIfAny(): void {
     if (this.refusedInEpisode === 0) return;
     this.log.info(
-      'DHCP_DDNS_QUEUE_MGR_RESUMED',
+      'D2BOX_QUEUE_MGR_RESUMED',
       `request queue has room again: ${this.refusedInEpisode} NCR(s) were refused while it was full` +
         (this.refusedInEpisode > LOGGED_REFUSALS_PER_EPISODE ? ` (${this.refusedInEpisode - LOGGED_REFUSALS_PER_EPISODE} not logged one by one)` : ''),
     );

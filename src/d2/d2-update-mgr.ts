@@ -225,7 +225,7 @@ export class D2UpdateMgr {
     try {
       this.onDone(done);
     } catch (e) {
-      this.log.error('DHCP_DDNS_NCR_DONE_HANDLER_FAILED', `NCR completion handler threw: ${(e as Error).message}`);
+      this.log.error('D2BOX_NCR_DONE_HANDLER_FAILED', `NCR completion handler threw: ${(e as Error).message}`);
     }
   }
 }

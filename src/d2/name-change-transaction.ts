@@ -132,6 +132,20 @@ export interface TransactionContext {
 
 export type Direction = 'forward' | 'reverse';
 
+/** Kea 2.2's message IDs for what goes wrong in each step (by the step's label): rejected, no answer, a corrupt answer. */
+const STEP_IDS: Record<string, { rejected: string; ioError: string; respCorrupt: string }> = {
+  'Forward Add': { rejected: 'DHCP_DDNS_FORWARD_ADD_REJECTED', ioError: 'DHCP_DDNS_FORWARD_ADD_IO_ERROR', respCorrupt: 'DHCP_DDNS_FORWARD_ADD_RESP_CORRUPT' },
+  'Forward Replace': { rejected: 'DHCP_DDNS_FORWARD_REPLACE_REJECTED', ioError: 'DHCP_DDNS_FORWARD_REPLACE_IO_ERROR', respCorrupt: 'DHCP_DDNS_FORWARD_REPLACE_RESP_CORRUPT' },
+  'Forward A/AAAA Remove': { rejected: 'DHCP_DDNS_FORWARD_REMOVE_ADDRS_REJECTED', ioError: 'DHCP_DDNS_FORWARD_REMOVE_ADDRS_IO_ERROR', respCorrupt: 'DHCP_DDNS_FORWARD_REMOVE_ADDRS_RESP_CORRUPT' },
+  'Forward RR Remove': { rejected: 'DHCP_DDNS_FORWARD_REMOVE_RRS_REJECTED', ioError: 'DHCP_DDNS_FORWARD_REMOVE_RRS_IO_ERROR', respCorrupt: 'DHCP_DDNS_FORWARD_REMOVE_RRS_RESP_CORRUPT' },
+  'Reverse Replace': { rejected: 'DHCP_DDNS_REVERSE_REPLACE_REJECTED', ioError: 'DHCP_DDNS_REVERSE_REPLACE_IO_ERROR', respCorrupt: 'DHCP_DDNS_REVERSE_REPLACE_RESP_CORRUPT' },
+  'Reverse Remove': { rejected: 'DHCP_DDNS_REVERSE_REMOVE_REJECTED', ioError: 'DHCP_DDNS_REVERSE_REMOVE_IO_ERROR', respCorrupt: 'DHCP_DDNS_REVERSE_REMOVE_RESP_CORRUPT' },
+};
+
+function stepIds(step: { label: string; direction: Direction }): { rejected: string; ioError: string; respCorrupt: string } {
+  return STEP_IDS[step.label] ?? STEP_IDS[step.direction === 'forward' ? 'Forward Add' : 'Reverse Replace']!;
+}
+
 /** One update of a transaction: the request it sends and where each answer leads. */
 export interface StepSpec {
   direction: Direction;
@@ -382,7 +396,7 @@ export abstract class NameChangeTransaction {
         if (next.failure) {
           this.failure = next.failure;
           this.ctx.log.error(
-            `DHCP_DDNS_${step.direction === 'forward' ? 'FORWARD' : 'REVERSE'}_${this.kind.toUpperCase()}_REJECTED`,
+            stepIds(step).rejected,
             `DHCP_DDNS Request ID ${this.requestId}: ${step.label} rejected by DNS server ${server} for ${this.ncr.fqdn}: ${rcodeToText(outcome.rcode)}`,
           );
         }
@@ -397,7 +411,7 @@ export abstract class NameChangeTransaction {
         else this.unusableAnswers++;
         this.lastIoProblem = `${outcome.status} from ${server}: ${outcome.error.message}`;
         this.ctx.log.error(
-          outcome.status === 'malformed' || outcome.status === 'tsig-error' ? 'DHCP_DDNS_UPDATE_RESP_CORRUPT' : 'DHCP_DDNS_UPDATE_IO_ERROR',
+          outcome.status === 'malformed' || outcome.status === 'tsig-error' ? stepIds(step).respCorrupt : stepIds(step).ioError,
           `DHCP_DDNS Request ID ${this.requestId}: ${step.label} to ${server} for ${this.ncr.fqdn} (attempt ${this.updateAttempts}): ${outcome.error.message}`,
         );
         this.retryTransition(step.ioFailState);
@@ -449,7 +463,7 @@ export abstract class NameChangeTransaction {
     this.outcome = outcome;
     if (this.ctx.log.isEnabled('DEBUG')) {
       this.ctx.log.debug(
-        'DHCP_DDNS_UPDATE_RESPONSE_RECEIVED',
+        'D2BOX_UPDATE_RESPONSE_RECEIVED',
         `DHCP_DDNS Request ID ${this.requestId}: ${step.label} to ${this.serverText()}: ${outcome.status === 'success' ? `SUCCESS, rcode: ${rcodeToText(outcome.rcode)}` : outcome.status}`,
       );
     }
@@ -499,7 +513,7 @@ export abstract class NameChangeTransaction {
       await hooks.callCallouts('select_key', handle);
       const status = hooks.nextStep('select_key', handle);
       if (status !== NextStep.CONTINUE) {
-        this.ctx.log.info('DHCP_DDNS_SERVER_SKIPPED', `DHCP_DDNS Request ID ${this.requestId}: select_key skipped DNS server ${this.serverText()} (status ${status})`);
+        this.ctx.log.info('D2BOX_SERVER_SKIPPED', `DHCP_DDNS Request ID ${this.requestId}: select_key skipped DNS server ${this.serverText()} (status ${status})`);
         return false;
       }
       const chosen = handle.hasArgument('tsig_key') ? handle.getArgument<KeyArgument | HeldKeyArgument | null>('tsig_key') : null;
@@ -512,7 +526,7 @@ export abstract class NameChangeTransaction {
           // A key a hook library holds: it makes and checks the MACs (held-tsig-key.ts).
           key = 'held' in chosen ? new HeldTsigKey(chosen.name, chosen.algorithm, chosen.held) : selectedKey(chosen);
         } catch (e) {
-          this.ctx.log.error('DHCP_DDNS_SELECT_KEY_INVALID', `DHCP_DDNS Request ID ${this.requestId}: select_key returned an unusable key for ${this.serverText()}: ${(e as Error).message}; server skipped`);
+          this.ctx.log.error('D2BOX_SELECT_KEY_INVALID', `DHCP_DDNS Request ID ${this.requestId}: select_key returned an unusable key for ${this.serverText()}: ${(e as Error).message}; server skipped`);
           return false;
         }
       }

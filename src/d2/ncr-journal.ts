@@ -143,13 +143,13 @@ export class NcrJournal {
     }
     const found = parseJournal(text);
     if (found.corrupt > 0) {
-      log.warn('DHCP_DDNS_JOURNAL_CORRUPT', `NCR journal ${path}: ${found.corrupt} torn or corrupt record(s) skipped (a crash during a write leaves one at the end)`);
+      log.warn('D2BOX_JOURNAL_CORRUPT', `NCR journal ${path}: ${found.corrupt} torn or corrupt record(s) skipped (a crash during a write leaves one at the end)`);
     }
     const replay = found.unfinished.map((ncr, i) => ({ id: i + 1, ncr }));
     const body = replay.map((r) => line(`A ${r.id} ${ncrJson(r.ncr)}`)).join('');
     rewrite(path, body);
     const fd = await open(path, 'a');
-    if (replay.length > 0) log.info('DHCP_DDNS_JOURNAL_REPLAY', `NCR journal ${path}: ${replay.length} NCR(s) not finished before the last stop are queued again`);
+    if (replay.length > 0) log.info('D2BOX_JOURNAL_REPLAY', `NCR journal ${path}: ${replay.length} NCR(s) not finished before the last stop are queued again`);
     return { journal: new NcrJournal(path, fd, replay, Buffer.byteLength(body), log), replay, found };
   }
 
@@ -213,7 +213,7 @@ export class NcrJournal {
       // The NCRs are still served: a full disk must not stop DNS updates. They are not crash-safe meanwhile.
       if (!this.loggedWriteError) {
         this.loggedWriteError = true;
-        this.log.error('DHCP_DDNS_JOURNAL_WRITE_FAILED', `NCR journal ${this.path}: ${(e as Error).message}; NCRs are served but not journaled until a write succeeds`);
+        this.log.error('D2BOX_JOURNAL_WRITE_FAILED', `NCR journal ${this.path}: ${(e as Error).message}; NCRs are served but not journaled until a write succeeds`);
       }
     }
     if (this.bytes > COMPACT_AFTER_BYTES) await this.compact();
@@ -223,7 +223,7 @@ export class NcrJournal {
       try {
         p.then(p.ncr!, p.id);
       } catch (e) {
-        this.log.error('DHCP_DDNS_JOURNAL_CALLBACK_FAILED', `NCR journal: queuing a journaled NCR failed: ${(e as Error).message}`);
+        this.log.error('D2BOX_JOURNAL_CALLBACK_FAILED', `NCR journal: queuing a journaled NCR failed: ${(e as Error).message}`);
       }
     }
     if (this.pending.length > 0) this.schedule();
@@ -239,7 +239,7 @@ export class NcrJournal {
       this.fd = await open(this.path, 'a');
       this.bytes = Buffer.byteLength(body);
     } catch (e) {
-      this.log.error('DHCP_DDNS_JOURNAL_COMPACT_FAILED', `NCR journal ${this.path}: compaction failed: ${(e as Error).message}`);
+      this.log.error('D2BOX_JOURNAL_COMPACT_FAILED', `NCR journal ${this.path}: compaction failed: ${(e as Error).message}`);
       this.fd = await open(this.path, 'a');
     }
   }

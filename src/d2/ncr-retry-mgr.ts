@@ -130,7 +130,7 @@ export class NcrRetryMgr {
       if (entry) {
         this.forget(entry);
         if (done.status === 'completed') {
-          this.log.info('DHCP_DDNS_NCR_RETRY_SUCCEEDED', `DHCP_DDNS Request ID ${done.ncr.dhcidHex}: ${done.ncr.fqdn} ${done.ncr.ipAddress} done at attempt ${entry.failedAttempts + 1}`);
+          this.log.info('D2BOX_NCR_RETRY_SUCCEEDED', `DHCP_DDNS Request ID ${done.ncr.dhcidHex}: ${done.ncr.fqdn} ${done.ncr.ipAddress} done at attempt ${entry.failedAttempts + 1}`);
         }
       }
       if (this.entries.size > 0) this.supersedeOlder(done.ncr, seq, `a newer NCR for ${done.ncr.fqdn} ended`);
@@ -154,7 +154,7 @@ export class NcrRetryMgr {
     const delay = Math.min(p.maxDelayMs, p.firstDelayMs * p.factor ** (e.failedAttempts - 1));
     e.dueAt = Math.min(now + delay, e.firstFailedAt + p.maxAgeMs);
     this.log.warn(
-      'DHCP_DDNS_NCR_RETRY_SCHEDULED',
+      'D2BOX_NCR_RETRY_SCHEDULED',
       `DHCP_DDNS Request ID ${e.ncr.dhcidHex}: ${e.ncr.fqdn} ${e.ncr.ipAddress}: no DNS server answered (attempt ${e.failedAttempts}); next attempt in ${e.dueAt - now} ms`,
     );
     this.addWaiting(e);
@@ -270,7 +270,7 @@ export class NcrRetryMgr {
   private giveUp(e: RetryEntry, reason: FailureReason, detail: string, transaction?: TransactionOutcome): void {
     this.stats.addValue('d2box.ncr-given-up');
     const last = e.lastDetail ? `; last failure: ${e.lastDetail}` : '';
-    this.log.error('DHCP_DDNS_NCR_GIVEN_UP', `DHCP_DDNS Request ID ${e.ncr.dhcidHex}: ${e.ncr.fqdn} ${e.ncr.ipAddress} given up: ${detail}${last}`);
+    this.log.error('D2BOX_NCR_GIVEN_UP', `DHCP_DDNS Request ID ${e.ncr.dhcidHex}: ${e.ncr.fqdn} ${e.ncr.ipAddress} given up: ${detail}${last}`);
     this.end(e, reason, detail, transaction);
   }
 
@@ -279,7 +279,7 @@ export class NcrRetryMgr {
     this.forget(e);
     if (reason === 'superseded') {
       this.stats.addValue('d2box.ncr-superseded');
-      this.log.info('DHCP_DDNS_NCR_SUPERSEDED', `DHCP_DDNS Request ID ${e.ncr.dhcidHex}: ${e.ncr.fqdn} ${e.ncr.ipAddress}: ${detail}`);
+      this.log.info('D2BOX_NCR_SUPERSEDED', `DHCP_DDNS Request ID ${e.ncr.dhcidHex}: ${e.ncr.fqdn} ${e.ncr.ipAddress}: ${detail}`);
     }
     this.publishWaiting();
     const done: NcrDone = { ncr: e.ncr, status: 'failed', reason, detail, seq: e.seq };
@@ -287,7 +287,7 @@ export class NcrRetryMgr {
     try {
       this.onFinal(done);
     } catch (err) {
-      this.log.error('DHCP_DDNS_NCR_DONE_HANDLER_FAILED', `NCR completion handler threw: ${(err as Error).message}`);
+      this.log.error('D2BOX_NCR_DONE_HANDLER_FAILED', `NCR completion handler threw: ${(err as Error).message}`);
     }
   }
 

@@ -14,8 +14,9 @@
  *   rotation off), `flush` (false: writes are batched up to 4 KiB), `pattern`
  *   (log4cplus conversions: %d{..} UTC and %D{..} local time with %Y %m %d %H
  *   %M %S %q (ms) %Q (ms.µs), %p, %c, %i, %t, %m, %n, %%, with widths such as
- *   %-5p). `syslog[:name]` has no Node API to reach it cheaply: it is written
- *   to stderr with the syslog pattern, and a warning says so.
+ *   %-5p). `syslog[:name]`: to the syslog socket with NAME's facility
+ *   (syslog-output.ts), or, where that socket cannot be written from Node,
+ *   to stderr with the syslog pattern and a warning.
  *
  * What pino brings is its destination (SonicBoom): writes go out through
  * libuv asynchronously, so a slow or blocked sink never stalls the main loop;
@@ -23,10 +24,12 @@
  * dropped and counted). The records themselves stay Kea's text lines, not
  * pino's JSON, because Kea's operators and tools read those patterns.
  */
-import { renameSync, existsSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import pino from 'pino';
 import type { LoggerConfig } from '../config/loggers.js';
 import { fullLoggerName, Logger, ROOT_LOGGER, type LogRecord, type Severity } from './logger.js';
+import { SyslogConnection, syslogFacility, syslogMessage, syslogSocketPath } from './syslog-output.js';
 
 type Dest = ReturnType<typeof pino.destination>;
 
@@ -34,6 +37,8 @@ export const DEFAULT_PATTERN = '%D{%Y-%m-%d %H:%M:%S.%q} %-5p [%c/%i.%t] %m\n';
 export const SYSLOG_PATTERN = '%-5p [%c.%t] %m\n';
 /** Per output, what may wait for a slow sink before lines are dropped. */
 export const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
+/** log4cplus's MINIMUM_ROLLING_LOG_SIZE: a smaller non-zero `maxsize` rotates at this size. */
+export const MINIMUM_ROLLING_LOG_SIZE = 200 * 1024;
 
 const RANK: Record<Severity | 'NONE', number> = { DEBUG: 0, INFO: 1, WARN: 2, ERROR: 3, FATAL: 4, NONE: 5 };
 
@@ -136,7 +141,8 @@ export function compilePattern(pattern: string): Formatter {
 
 interface Output {
   readonly key: string;
-  write(line: string): void;
+  /** `record`: what the line was made of, for outputs that need more than the text (syslog's priority). */
+  write(line: string, record?: LogRecord): void;
   flush(): Promise<void>;
   close(): Promise<void>;
 }
@@ -278,27 +284,84 @@ class ConsoleOutput extends BatchedOutput {
   }
 }
 
+/**
+ * `syslog[:NAME]`: each line, with its priority and stamp, to the syslog socket
+ * (syslog-output.ts); once that socket proves unusable, the lines (those not sent
+ * included) go to stderr, after one warning naming the reason.
+ */
+class SyslogOutput implements Output {
+  private readonly connection: SyslogConnection;
+  private readonly facility: number;
+  private fallback: Output | undefined;
+
+  constructor(readonly key: string, output: string, private readonly flushEach: boolean) {
+    this.facility = syslogFacility(output);
+    this.connection = new SyslogConnection(syslogSocketPath(), (reason, unsent) => {
+      const stderr = new ConsoleOutput(`${key}:fallback`, 2, this.flushEach);
+      const warning: LogRecord = { time: new Date(), severity: 'WARN', logger: ROOT_LOGGER, id: 'D2BOX_SYSLOG_UNAVAILABLE', text: `syslog output ${output} unavailable (${reason}); its lines go to stderr`, debugLevel: 0 };
+      stderr.write(compilePattern(SYSLOG_PATTERN)(warning));
+      for (const m of unsent) stderr.write(m);
+      this.fallback = stderr;
+    });
+  }
+
+  write(line: string, record?: LogRecord): void {
+    if (this.fallback === undefined && record !== undefined && this.connection.send(syslogMessage(this.facility, record, line))) return;
+    // Not sent (the socket failed or is closing): the line still goes somewhere.
+    this.fallback ??= new ConsoleOutput(`${this.key}:fallback`, 2, this.flushEach);
+    this.fallback.write(line);
+  }
+
+  async flush(): Promise<void> {
+    await this.fallback?.flush();
+  }
+
+  async close(): Promise<void> {
+    await this.connection.close();
+    await this.fallback?.close();
+  }
+}
+
 class FileOutput extends BatchedOutput {
   protected dest: Dest;
   private size: number;
-  constructor(readonly key: string, private readonly path: string, flush: boolean, private readonly maxsize: number, private readonly maxver: number) {
+  private readonly maxsize: number;
+  private readonly maxver: number;
+  constructor(readonly key: string, private readonly path: string, flush: boolean, maxsize: number, maxver: number) {
     super();
+    // Kea's (log4cplus's RollingFileAppender): 0 turns rotation off; any other size below
+    // 200 KiB is raised to it; at least one old version is kept.
+    this.maxsize = maxsize <= 0 ? 0 : Math.max(maxsize, MINIMUM_ROLLING_LOG_SIZE);
+    this.maxver = Math.max(maxver, 1);
+    // The file exists once it is configured, as Kea's: a rotation before the destination's
+    // own (asynchronous) open has something to rename.
+    try {
+      mkdirSync(dirname(path), { recursive: true });
+      closeSync(openSync(path, 'a', 0o640));
+    } catch {
+      // The destination reports it (and counts what it drops).
+    }
     this.dest = makeDest(path, flush);
     this.size = existsSync(path) ? statSync(path).size : 0;
   }
   override write(line: string): void {
     super.write(line);
     this.size += Buffer.byteLength(line);
-    if (this.maxsize > 0 && this.maxver > 0 && this.size >= this.maxsize) this.rotate();
+    // log4cplus rolls over once the file has grown past the size, after the line that did it.
+    if (this.maxsize > 0 && this.size > this.maxsize) this.rotate();
   }
   /** file.(n-1) → file.n ... file → file.1; then the destination reopens `file` (bytes still buffered go there). */
   private rotate(): void {
     this.handOver();
     try {
+      rmSync(`${this.path}.${this.maxver}`, { force: true });
       for (let i = this.maxver - 1; i >= 1; i--) {
         if (existsSync(`${this.path}.${i}`)) renameSync(`${this.path}.${i}`, `${this.path}.${i + 1}`);
       }
       renameSync(this.path, `${this.path}.1`);
+      // The current file exists from this moment, whatever is written to it later:
+      // a daemon that stops right after a rotation still leaves it behind, as Kea does.
+      closeSync(openSync(this.path, 'a', 0o640));
       this.dest.reopen();
     } catch {
       // The file went away or cannot be renamed: keep writing where we are.
@@ -308,7 +371,21 @@ class FileOutput extends BatchedOutput {
   async close(): Promise<void> {
     await this.flush();
     this.closed();
-    this.dest.end();
+    // Closed means on disk: a shutdown that ends here leaves the file complete (bounded: 2 s).
+    const dest = this.dest;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, 2000);
+      dest.once('close', () => {
+        clearTimeout(t);
+        resolve();
+      });
+      try {
+        dest.end();
+      } catch {
+        clearTimeout(t);
+        resolve();
+      }
+    });
   }
 }
 
@@ -372,8 +449,7 @@ export class LogPipeline {
           const fd = o.output === 'stdout' ? 1 : 2;
           output = getOutput(`${o.output}:${o.flush}`, () => new ConsoleOutput(`${o.output}:${o.flush}`, fd, o.flush));
         } else if (o.output === 'syslog' || o.output.startsWith('syslog:')) {
-          warnings.push(`logger ${l.name}: output ${o.output} is not supported by d2box; writing to stderr instead`);
-          output = getOutput(`stderr:${o.flush}`, () => new ConsoleOutput(`stderr:${o.flush}`, 2, o.flush));
+          output = getOutput(`${o.output}:${o.flush}`, () => new SyslogOutput(`${o.output}:${o.flush}`, o.output, o.flush));
           pattern ??= SYSLOG_PATTERN;
         } else {
           const key = `file:${o.output}`;
@@ -418,7 +494,7 @@ export class LogPipeline {
   write(record: LogRecord): void {
     const r = this.route(record.logger);
     if (!r) return;
-    for (const t of r.targets) t.output.write(t.format(record));
+    for (const t of r.targets) t.output.write(t.format(record), record);
   }
 
   async flush(): Promise<void> {

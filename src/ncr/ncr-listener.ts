@@ -157,7 +157,7 @@ export class NcrListener {
   }
 
   private listened(): void {
-    this.log.info('DHCP_DDNS_NCR_LISTENING', `listening for NCRs on ${this.where()}${this.reader ? ' (read in a thread of its own)' : ''}`);
+    this.log.info('D2BOX_NCR_LISTENING', `listening for NCRs on ${this.where()}${this.reader ? ' (read in a thread of its own)' : ''}`);
     if (this.opts.receiveBufferBytes !== undefined && !this.reader) this.setReceiveBuffer(this.opts.receiveBufferBytes);
     if (this.opts.onKernelDrops) {
       this.dropsTimer = setInterval(() => void this.pollKernelDrops(), KERNEL_DROPS_POLL_MS);
@@ -233,12 +233,12 @@ export class NcrListener {
 
   private receiveBufferSet(bytes: number, granted: number | undefined, error: string | undefined): void {
     if (error !== undefined) {
-      this.log.warn('DHCP_DDNS_NCR_RECV_BUFFER_FAILED', `NCR listener on ${this.where()}: cannot set the receive buffer to ${bytes} bytes: ${error}`);
+      this.log.warn('D2BOX_NCR_RECV_BUFFER_FAILED', `NCR listener on ${this.where()}: cannot set the receive buffer to ${bytes} bytes: ${error}`);
       return;
     }
     const { capped, text } = describeReceiveBuffer(bytes, granted, readRmemMax());
-    if (capped) this.log.warn('DHCP_DDNS_NCR_RECV_BUFFER_CAPPED', `${this.where()}: ${text}`);
-    else this.log.info('DHCP_DDNS_NCR_RECV_BUFFER', `${this.where()}: ${text}`);
+    if (capped) this.log.warn('D2BOX_NCR_RECV_BUFFER_CAPPED', `${this.where()}: ${text}`);
+    else this.log.info('D2BOX_NCR_RECV_BUFFER', `${this.where()}: ${text}`);
   }
 
   /** Reads the kernel's drop count now and reports what is new (also done once a second). */
@@ -324,7 +324,7 @@ export class NcrListener {
     this.counters.callbackErrors++;
     if (!this.loggedCallbackError) {
       this.loggedCallbackError = true;
-      this.log.error('DHCP_DDNS_NCR_HANDLER_FAILED', `NCR handler threw (logged once, then counted): ${e instanceof Error ? e.message : String(e)}`);
+      this.log.error('D2BOX_NCR_HANDLER_FAILED', `NCR handler threw (logged once, then counted): ${e instanceof Error ? e.message : String(e)}`);
     }
   }
 }
