@@ -713,7 +713,11 @@ describe.each(ISOLATION_MODES)('isolation: %s', (mode) => {
       // The deadlines of the callbacks that ran (post, short timer) were cleared; the stuck one's is live.
       const inFlight = [...deadlines].filter((t) => !cleared.has(t));
       expect(inFlight).toHaveLength(1);
-      expect((await report('exit')).failures[0]!.failure.kind).toBe('exit');
+      // What is tested here is that the stuck call is settled when the worker goes. In a process, a
+      // death whose channel does not close within the host's wait on a loaded machine is classed as a
+      // crash rather than an exit; either way the worker is gone.
+      const died = (await report('exit')).failures[0]!.failure.kind;
+      expect(mode === 'process' ? ['exit', 'crash'] : ['exit']).toContain(died);
       await waitFor('the stuck call to be settled', () => inFlight.every((t) => cleared.has(t)), 2_000);
       expect(pendingCalls(bridge)).toBe(0);
       expect(hooks.io.pending(FAULTY_IO)).toBe(0);

@@ -157,7 +157,7 @@ describe('NCR socket read in a thread of its own (d2box-ncr-reader-thread)', () 
     await accountFor(h, 300);
     expect(h.stat(KERNEL_DROPS_STAT)).toBe(0);
     expect(h.stat('ncr-received')).toBe(300);
-    expect(logs.some((r) => r.id === 'DHCP_DDNS_NCR_LISTENING' && r.text.includes('thread of its own'))).toBe(true);
+    expect(logs.some((r) => r.id === 'D2BOX_NCR_LISTENING' && r.text.includes('thread of its own'))).toBe(true);
   });
 
   it('without it, the same stream overflows the same buffer, and the loss is counted', async () => {
