@@ -5,12 +5,12 @@
  * verifying are asynchronous (the holder is in another thread or process);
  * either may fail, which is the holder's failure, not the DNS server's.
  */
-import { Rcode, RRClass, RRType } from './codes.js';
+import { Rcode, RRClass } from './codes.js';
 import { DnsError } from './errors.js';
 import { decodeHeader, HEADER_LENGTH, type DecodedMessage } from './message.js';
 import { Name } from './name.js';
 import { encodeTsigRdata, type TsigRdata } from './rdata.js';
-import { DEFAULT_FUDGE, digestedMessage, requestMacPrefix, tsigNow, tsigVariables, type TsigVariables, type TsigVerifyResult } from './tsig.js';
+import { appendTsigRecord, DEFAULT_FUDGE, digestedMessage, requestMacPrefix, tsigNow, tsigVariables, type TsigVariables, type TsigVerifyResult } from './tsig.js';
 
 /** What holds the key: computes a MAC over `data`, or checks one. */
 export interface TsigKeyHolder {
@@ -70,17 +70,7 @@ export class HeldTsigContext {
     }
     this.requestMac = mac;
     const rdata = encodeTsigRdata({ algorithm: this.key.algorithmName, ...vars, mac, originalId: h.id } satisfies TsigRdata);
-    const owner = this.key.name;
-    const out = Buffer.allocUnsafe(wire.length + owner.wireLength + 10 + rdata.length);
-    out.set(wire, 0);
-    let o = owner.writeTo(out, wire.length);
-    o = out.writeUInt16BE(RRType.TSIG, o);
-    o = out.writeUInt16BE(RRClass.ANY, o);
-    o = out.writeUInt32BE(0, o);
-    o = out.writeUInt16BE(rdata.length, o);
-    rdata.copy(out, o);
-    out.writeUInt16BE(h.counts[3] + 1, 10);
-    return out;
+    return appendTsigRecord(wire, this.key.name, rdata, h.counts[3]);
   }
 
   /** RFC 8945 §5.3 on the answer, the MAC checked by the holder; rejects when the holder fails. */

@@ -233,9 +233,14 @@ export function signMessage(wire: Uint8Array, key: TsigKey, opts: SignOptions = 
     mac = full.subarray(0, key.macLength);
   }
   const tsig: TsigRdata = { algorithm: key.algorithmName, ...vars, mac, originalId: h.id };
-  const rdata = encodeTsigRdata(tsig);
-  // The message, then the TSIG RR (owner: the key name), in one buffer.
-  const owner = key.name;
+  return { wire: appendTsigRecord(wire, key.name, encodeTsigRdata(tsig), h.counts[3]), mac, tsig };
+}
+
+/**
+ * The message, then its TSIG RR (owner: the key name), in one buffer, the additional
+ * count raised by one. Shared by keys d2box holds and keys a hook library holds.
+ */
+export function appendTsigRecord(wire: Uint8Array, owner: Name, rdata: Buffer, additionalCount: number): Buffer {
   const out = Buffer.allocUnsafe(wire.length + owner.wireLength + 10 + rdata.length);
   out.set(wire, 0);
   let o = owner.writeTo(out, wire.length);
@@ -244,8 +249,8 @@ export function signMessage(wire: Uint8Array, key: TsigKey, opts: SignOptions = 
   o = out.writeUInt32BE(0, o);
   o = out.writeUInt16BE(rdata.length, o);
   rdata.copy(out, o);
-  out.writeUInt16BE(h.counts[3] + 1, 10);
-  return { wire: out, mac, tsig };
+  out.writeUInt16BE(additionalCount + 1, 10);
+  return out;
 }
 
 export type TsigVerifyResult =
