@@ -31,6 +31,7 @@ import { Logger } from '../log/logger.js';
 import { createAnswer, CONTROL_RESULT_ERROR, type Answer } from './answer.js';
 import { loadBasicAuth, type BasicAuth } from './basic-auth.js';
 import { keaElementText } from './kea-element-text.js';
+import { rememberWireText } from './wire-text.js';
 
 export const DEFAULT_HTTP_TIMEOUT_MS = 10_000;
 export const DEFAULT_HTTP_MAX_REQUEST_BYTES = 16 * 1024 * 1024;
@@ -225,7 +226,9 @@ export class HttpCommandSocket {
       if (refused) return;
       let command: unknown;
       try {
-        command = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        const text = Buffer.concat(chunks).toString('utf8');
+        command = JSON.parse(text);
+        rememberWireText(command, text);
       } catch (e) {
         return this.refuse(req, res, 400, `Bad Request: the body is not a JSON command: ${(e as Error).message}`);
       }
