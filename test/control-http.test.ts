@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NcrSender } from '../src/ncr/ncr-sender.js';
 import { freePort } from './support/bind9.js';
 import { makeTestPki, type TestPki } from './support/test-pki.js';
-import { Daemon, sleep, tempDir, writeJson, type Answer } from './control-daemon.js';
+import { Daemon, rawRequest, sleep, tempDir, writeJson, type Answer } from './control-daemon.js';
 import { ncr } from './fixtures/d2-harness.js';
 
 const tmp = tempDir('d2box-http-');
@@ -195,6 +195,22 @@ describe('HTTP and HTTPS control sockets', () => {
     const status = await viaHttp('hooks-status');
     expect(status.arguments.libraries.map((l: { library: string }) => l.library)).toEqual([LIB]);
     expect(await viaHttp('hooks-restart', { library: 'nope' })).toEqual(await d.command('hooks-restart', { library: 'nope' }));
+  });
+
+  it('answers are written as Kea\'s HttpResponseJson writes them (Element::str() of the one-element list), the same bytes as the unix socket\'s answer inside `[ ... ]`; error bodies too', async () => {
+    // The unix socket's bytes are Kea 2.2's own (control-kea-json.test.ts); Kea's HTTP server writes the list's str().
+    for (const command of ['version-get', 'no-such-command', 'config-get']) {
+      const viaUnix = await rawRequest(unixSocket, JSON.stringify({ command }), { end: true });
+      const r = await post(httpPort, JSON.stringify({ command }), { auth: ADMIN });
+      expect(r.body, command).toBe(`[ ${viaUnix} ]`);
+    }
+    const ok = await post(httpPort, JSON.stringify({ command: 'version-get' }), { auth: ADMIN });
+    expect(ok.body).toMatch(/^\[ \{ "arguments": \{ "extended": .*, "result": 0, "text": "[^"]*" \} \]$/);
+    expect(ok.headers['content-length']).toBe(String(Buffer.byteLength(ok.body)));
+    const refused = await post(httpPort, '', { auth: ADMIN, method: 'GET' });
+    expect(refused.body).toBe('{ "result": 405, "text": "Method Not Allowed: send the command with POST, not GET" }');
+    const headersHang = await raw(httpPort, 'POST / HTTP/1.1\r\nHost: x\r\n\0bad\r\n\r\n');
+    expect(headersHang.text).toMatch(/\r\n\r\n\{ "result": 400, "text": "Bad Request: [^"]*" \}$/);
   });
 
   it('curl over HTTPS: a client certificate the trust anchor signed is answered; none, or another CA\'s, fails the handshake (logged, counted); cert-required false answers without one', async () => {

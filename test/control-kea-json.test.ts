@@ -98,6 +98,23 @@ describe("the unix socket answers as Kea 2.2's", () => {
     expect(r.d2box).toBe(r.kea);
   });
 
+  it("a value of the wrong type in config-test/config-set: Kea's text and its place on the wire, byte for byte", async () => {
+    const requests = [
+      '{ "command": "config-test", "arguments": { "DhcpDdns": { "port": "abc" } } }',
+      '{ "command": "config-test", "arguments": { "DhcpDdns": { "ip-address": 5 } } }',
+      '{ "command": "config-test",\n  "arguments": { "DhcpDdns": {\n    "port": "abc" } } }',
+      '{"command":"config-test","arguments":{"DhcpDdns":{"ip-address":"127.0.0.1","port":true}}}',
+      '{"command":"config-test","arguments":{"DhcpDdns":{"forward-ddns":{"ddns-domains":[{"name":"a.","dns-servers":[{"ip-address":"127.0.0.1","port":"x"}]}]}}}}',
+      // Refused, so neither daemon's configuration (nor its socket) changes.
+      '{ "command": "config-set", "arguments": { "DhcpDdns": { "ip-address": "127.0.0.1", "dns-server-timeout": "10" } } }',
+    ];
+    for (const request of requests) {
+      const r = await both(request);
+      expect(r.kea, request).toMatch(/^\{ "result": 1, "text": "invalid type specified for parameter '[a-z-]+' \(<wire>:\d+:\d+\)" \}$/);
+      expect(r.d2box, request).toBe(r.kea);
+    }
+  });
+
   it('an unknown command: byte for byte', async () => {
     const r = await both('{ "command": "no-such-command" }');
     expect(r.kea).toBe(`{ "result": 2, "text": "'no-such-command' command not supported." }`);

@@ -442,6 +442,44 @@ describe('the daemon (kea-dhcp-ddns -c) end to end', () => {
       if (daemon.exitCode === null && daemon.signalCode === null) daemon.kill('SIGKILL');
     }
   });
+
+  it('add results are logged on kea-dhcp-ddns.d2-to-dns, as Kea does: that logger at WARN hides them while the root stays at INFO', async () => {
+    const port = await freePort();
+    const file = join(dir, 'd2-to-dns-warn.json');
+    const config = configJson(baseSpec(port)) as { DhcpDdns: Record<string, unknown> };
+    config.DhcpDdns.loggers = [
+      { name: 'kea-dhcp-ddns', severity: 'INFO', 'output-options': [{ output: 'stderr' }] },
+      { name: 'kea-dhcp-ddns.d2-to-dns', severity: 'WARN', 'output-options': [{ output: 'stderr' }] },
+    ];
+    writeFileSync(file, JSON.stringify(config));
+    const daemon = spawn(process.execPath, [resolve('dist/src/cli.js'), '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    daemon.stdout!.on('data', (d) => (log += d));
+    daemon.stderr!.on('data', (d) => (log += d));
+    const exited = new Promise<number | null>((r) => daemon.on('exit', (code) => r(code)));
+    const sender = new NcrSender({ serverAddress: '127.0.0.1', serverPort: port });
+    try {
+      // Bounded: 400 × 25 ms, generous for a loaded 2-core machine.
+      for (let i = 0; i < 400 && !/DCTL_CONFIG_COMPLETE/.test(log); i++) await new Promise((r) => setTimeout(r, 25));
+      expect(log).toMatch(/DCTL_CONFIG_COMPLETE/);
+      const n = ncr({ fqdn: host('quiet'), ipAddress: '192.0.2.150', reverseChange: false });
+      await sender.send(n);
+      let records: string[] = [];
+      for (let i = 0; i < 200 && records.length === 0; i++) {
+        records = await data(n.fqdn, 'A');
+        if (records.length === 0) await new Promise((r) => setTimeout(r, 25));
+      }
+      expect(records).toEqual(['192.0.2.150']);
+      // The shutdown flushes every line logged before it, so an ADD_SUCCEEDED would be in the log by then.
+      daemon.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(log).toMatch(/INFO {2}\[kea-dhcp-ddns\.dctl\/[\d.]+\] DCTL_SHUTDOWN /);
+      expect(log).not.toMatch(/DHCP_DDNS_ADD_SUCCEEDED/);
+    } finally {
+      await sender.close();
+      if (daemon.exitCode === null && daemon.signalCode === null) daemon.kill('SIGKILL');
+    }
+  });
 });
 
 describe('queue, configuration, shutdown', () => {

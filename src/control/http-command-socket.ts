@@ -11,7 +11,9 @@
  * - https: `trust-anchor` (a CA file or a directory of them), `cert-file`,
  *   `key-file`; with `cert-required` (Kea's default) a client must present a
  *   certificate the trust anchor signed, or the handshake fails.
- * - Bad input gets a status and a JSON body `{"result": <status>, "text": ...}`
+ * - Every body is written as Kea's HttpResponseJson::setBodyAsJson writes it,
+ *   Element::str() (kea-element-text.ts): `[ { "arguments": { … }, "result": 0 } ]`.
+ * - Bad input gets a status and a JSON body `{ "result": <status>, "text": ... }`
  *   like Kea's stock HTTP answers: 404 other paths, 405 other methods, 400 a
  *   body that is not JSON, 413 a body over the bound, 408 headers or a body
  *   that do not arrive within the timeout, 431 headers too large. Failed
@@ -28,6 +30,8 @@ import type { HttpSocketEntry } from '../config/control-sockets.js';
 import { Logger } from '../log/logger.js';
 import { createAnswer, CONTROL_RESULT_ERROR, type Answer } from './answer.js';
 import { loadBasicAuth, type BasicAuth } from './basic-auth.js';
+import { keaElementText } from './kea-element-text.js';
+import { rememberWireText } from './wire-text.js';
 
 export const DEFAULT_HTTP_TIMEOUT_MS = 10_000;
 export const DEFAULT_HTTP_MAX_REQUEST_BYTES = 16 * 1024 * 1024;
@@ -175,7 +179,7 @@ export class HttpCommandSocket {
 
   private send(res: http.ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}, close = false): void {
     if (res.headersSent || res.destroyed) return;
-    const text = JSON.stringify(body);
+    const text = keaElementText(body);
     for (const [name, value] of this.settings.headers) res.setHeader(name, value);
     res.writeHead(status, { ...extra, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...(close ? { Connection: 'close' } : {}) });
     res.end(text);
@@ -222,7 +226,9 @@ export class HttpCommandSocket {
       if (refused) return;
       let command: unknown;
       try {
-        command = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        const text = Buffer.concat(chunks).toString('utf8');
+        command = JSON.parse(text);
+        rememberWireText(command, text);
       } catch (e) {
         return this.refuse(req, res, 400, `Bad Request: the body is not a JSON command: ${(e as Error).message}`);
       }
@@ -245,7 +251,7 @@ export class HttpCommandSocket {
       : `Bad Request: ${err.message}`;
     this.opts.count?.('bad-request');
     this.log.info('D2BOX_COMMAND_HTTP_BAD_REQUEST', `HTTP request from ${socket.remoteAddress ?? 'a client'} on ${this.endpoint} refused with ${status}: ${text}`);
-    const body = JSON.stringify({ result: status, text });
+    const body = keaElementText({ result: status, text });
     const headers = this.settings.headers.map(([n, v]) => `${n}: ${v}\r\n`).join('');
     // A client that never reads the answer does not keep the connection.
     const guard = setTimeout(() => socket.destroy(), this.timeoutMs);

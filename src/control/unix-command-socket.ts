@@ -24,6 +24,7 @@ import net from 'node:net';
 import { Logger } from '../log/logger.js';
 import { CONTROL_RESULT_ERROR, createAnswer, type Answer } from './answer.js';
 import { keaElementText } from './kea-element-text.js';
+import { rememberWireText } from './wire-text.js';
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
 export const DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024;
@@ -254,6 +255,7 @@ export class UnixCommandSocket {
       let request: unknown;
       try {
         request = JSON.parse(feed.text.slice(0, end));
+        rememberWireText(request, feed.text.slice(0, end));
       } catch (e) {
         finish(createAnswer(CONTROL_RESULT_ERROR, `invalid JSON command: ${(e as Error).message}`));
         return;

@@ -33,6 +33,8 @@ import { Logger } from '../log/logger.js';
 import { probeSyslogSocket } from '../log/syslog-output.js';
 import { VERSION } from '../version.js';
 import { D2Process, type ShutdownType } from './d2-process.js';
+import { keaWireError } from '../control/wire-text.js';
+import type { ConfigError } from '../config/d2-config.js';
 
 export interface ControllerOptions {
   verbose: boolean;
@@ -216,8 +218,8 @@ export class D2Controller {
       configJson: () => d2.configuration?.json ?? { [APP_NAME]: {} },
       startTime: () => this.startedAt,
       lastCommitTime: () => this.lastCommit,
-      applyConfig: (whole: Record<string, unknown>) => this.serialized(() => this.applyText(JSON.stringify({ [APP_NAME]: whole[APP_NAME] }), '<config-set>')),
-      testConfig: (whole: Record<string, unknown>) => this.testText(JSON.stringify(whole), '<config-test>'),
+      applyConfig: (whole: Record<string, unknown>) => this.serialized(() => this.applyText(JSON.stringify({ [APP_NAME]: whole[APP_NAME] }), '<config-set>', whole)),
+      testConfig: (whole: Record<string, unknown>) => this.testText(JSON.stringify(whole), '<config-test>', whole),
       reloadConfig: () =>
         this.serialized(async () => {
           const r = await this.applyFile(this.configFile, true);
@@ -243,8 +245,9 @@ export class D2Controller {
   }
 
   /** config-set: Kea-JSON text of `{"DhcpDdns": ...}` → applied, or rejected with the old configuration kept. */
-  private async applyText(text: string, source: string): Promise<Answer> {
+  private async applyText(text: string, source: string, wireArgs?: object): Promise<Answer> {
     const parsed = policedConfig(parseD2Config(text, { file: source, allowInclude: false }));
+    if (!parsed.ok && wireArgs && parsed.detail) parsed.error = keaWireError(wireArgs, parsed.detail) ?? parsed.error;
     if (!parsed.ok) {
       this.d2log.error('DHCP_DDNS_CONFIG_FAIL', `DHCP-DDNS server configuration failed: ${parsed.error}`);
       return createAnswer(CONTROL_RESULT_ERROR, parsed.error);
@@ -254,8 +257,10 @@ export class D2Controller {
   }
 
   /** config-test: parsed and the hook libraries' versions checked (as -t), nothing applied. */
-  private async testText(text: string, source: string): Promise<Answer> {
+  private async testText(text: string, source: string, wireArgs?: object): Promise<Answer> {
     const parsed = policedConfig(parseD2Config(text, { file: source, allowInclude: false }));
+    // Kea's text where known (a wrong type, placed on the wire); d2box's otherwise.
+    if (!parsed.ok && wireArgs && parsed.detail) parsed.error = keaWireError(wireArgs, parsed.detail) ?? parsed.error;
     if (!parsed.ok) {
       this.d2log.error('DHCP_DDNS_CONFIG_CHECK_FAIL', `DHCP-DDNS server configuration check failed: ${parsed.error}`);
       return createAnswer(CONTROL_RESULT_ERROR, parsed.error);
@@ -381,8 +386,8 @@ function logFilesNotYetThere(loggers: LoggerConfig[]): string[] {
  */
 function policedConfig(parsed: ReturnType<typeof parseD2Config>):
   | { ok: true; json: unknown; config: D2Config; hooksLibraries: HookLibraryConfigInput[] }
-  | { ok: false; error: string } {
-  if (!parsed.ok) return { ok: false, error: parsed.error };
+  | { ok: false; error: string; detail?: ConfigError } {
+  if (!parsed.ok) return { ok: false, error: parsed.error, detail: parsed.detail };
   const policed = enforcePathPolicy(parsed.config);
   if (!policed.ok) return policed;
   const json = d2ConfigToJson(policed.config);

@@ -114,6 +114,8 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
   readonly updateMgr: D2UpdateMgr;
   readonly retryMgr: NcrRetryMgr;
   private readonly log: Logger;
+  /** Kea's d2_to_dns_logger: the add/remove outcomes (nc_add.cc, nc_remove.cc…), so its severity applies to them. */
+  private readonly dnsLog = new Logger('d2-to-dns');
   private readonly shutdownTimeoutMs: number;
   private readonly dnsClient = new DnsClient();
   private listener: NcrListener | undefined;
@@ -362,8 +364,8 @@ export class D2Process extends EventEmitter<D2ProcessEvents> {
     if (done.transaction) {
       const what = done.ncr.changeType === 0 ? 'ADD' : 'REMOVE';
       const text = `DHCP_DDNS Request ID ${done.ncr.dhcidHex}: ${done.ncr.fqdn} ${done.ncr.ipAddress}`;
-      if (done.status === 'completed') this.log.info(what === 'ADD' ? 'DHCP_DDNS_ADD_SUCCEEDED' : 'DHCP_DDNS_REMOVE_SUCCEEDED', `${text}: ${what.toLowerCase()} succeeded`);
-      else this.log.error(what === 'ADD' ? 'DHCP_DDNS_ADD_FAILED' : 'DHCP_DDNS_REMOVE_FAILED', `${text}: ${what.toLowerCase()} failed (${done.reason}): ${done.detail}`);
+      if (done.status === 'completed') this.dnsLog.info(what === 'ADD' ? 'DHCP_DDNS_ADD_SUCCEEDED' : 'DHCP_DDNS_REMOVE_SUCCEEDED', `${text}: ${what.toLowerCase()} succeeded`);
+      else this.dnsLog.error(what === 'ADD' ? 'DHCP_DDNS_ADD_FAILED' : 'DHCP_DDNS_REMOVE_FAILED', `${text}: ${what.toLowerCase()} failed (${done.reason}): ${done.detail}`);
     } else if (done.reason === 'shutdown') {
       this.log.warn('D2BOX_NCR_ABANDONED', `DHCP_DDNS Request ID ${done.ncr.dhcidHex}: ${done.ncr.fqdn} not processed: ${done.detail}`);
     }
