@@ -1,0 +1,80 @@
+/**
+ * Attacks beyond issue 18's list (item 7), each by a hostile library:
+ *
+ * - a process library that writes V8's "JavaScript heap out of memory" text to its
+ *   stderr and aborts, with its heap nearly empty (test/fixtures/hostile-extra-oom-claim.mjs):
+ *   its death must count as a `crash` with the text quoted, not as `oom`, while a real
+ *   heap exhaustion (faulty-callout.mjs 'oom') still counts as `oom`.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { HooksManager, type ChainReport } from '../src/hooks/hooks-manager.js';
+import type { HookLibraryConfigInput } from '../src/hooks/library-config.js';
+import { Logger, stderrSink, type LogRecord } from '../src/log/logger.js';
+
+const OOM_CLAIM = 'test/fixtures/hostile-extra-oom-claim.mjs';
+const FAULTY = 'test/fixtures/faulty-callout.mjs';
+
+let hooks: HooksManager;
+let tmp: string;
+let logs: LogRecord[] = [];
+
+beforeAll(() => {
+  Logger.setSink((record) => {
+    if (logs.length < 20_000) logs.push(record);
+  });
+});
+afterAll(() => {
+  Logger.setSink(stderrSink);
+});
+beforeEach(() => {
+  hooks = new HooksManager({ baseDir: process.cwd() });
+  tmp = mkdtempSync(join(tmpdir(), 'd2box-hostile-extra-'));
+  logs = [];
+});
+afterEach(async () => {
+  await hooks.unloadLibraries();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+function inProcess(library: string, sandbox: NonNullable<HookLibraryConfigInput['sandbox']> = {}): HookLibraryConfigInput {
+  // callout-timeout-ms: generous, so a busy shared machine never turns the death into a timeout.
+  return { library, parameters: {}, sandbox: { isolation: 'process', 'see-secrets': true, 'allow-write': [tmp], 'callout-timeout-ms': 20_000, ...sandbox } };
+}
+
+async function selectKey(hostname: string): Promise<ChainReport> {
+  const h = await hooks.createCalloutHandle();
+  h.setArgument('current_server', { 'ip-address': '192.0.2.53', port: 53, hostname });
+  h.setArgument('tsig_key', null);
+  const report = await hooks.callCallouts('select_key', h);
+  await h.destroy();
+  return report;
+}
+
+function failures(library: string): Record<string, number> {
+  const s = hooks.getLibraryStatistics().find((x) => x.library === library)!;
+  return Object.fromEntries(Object.entries(s.failures).filter(([, n]) => n > 0));
+}
+
+describe('a process library that claims its own death was heap exhaustion', () => {
+  it('writes V8\'s out-of-memory text and aborts: a "crash", the text quoted, not "oom"', async () => {
+    await hooks.loadLibraries([inProcess(OOM_CLAIM, { 'max-heap-mb': 32 })]);
+    const report = await selectKey('die');
+    const failure = report.failures[0]!.failure;
+    expect(failure).toMatchObject({ kind: 'crash' });
+    expect(failure.message).toMatch(/wrote of running out of heap, but the host saw its sandbox hold at most \d+ MB/);
+    expect(failure.message).toContain('Fatal javascript OOM in Reached heap limit');
+    expect(failures(OOM_CLAIM)).toEqual({ crash: 1 });
+    console.log(`figure: forged oom: ${failure.message.slice(0, 160)}`);
+  });
+
+  it('a real heap exhaustion in a process still counts as "oom"', async () => {
+    await hooks.loadLibraries([inProcess(FAULTY, { 'max-heap-mb': 32 })]);
+    const report = await selectKey('oom');
+    expect(report.failures[0]!.failure).toMatchObject({ kind: 'oom' });
+    expect(failures(FAULTY)).toEqual({ oom: 1 });
+    console.log(`figure: real oom: ${report.failures[0]!.failure.message}`);
+  });
+});
