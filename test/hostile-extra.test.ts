@@ -6,7 +6,7 @@
  *   its death must count as a `crash` with the text quoted, not as `oom`, while a real
  *   heap exhaustion (faulty-callout.mjs 'oom') still counts as `oom`.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -16,6 +16,7 @@ import { Logger, stderrSink, type LogRecord } from '../src/log/logger.js';
 
 const OOM_CLAIM = 'test/fixtures/hostile-extra-oom-claim.mjs';
 const FAULTY = 'test/fixtures/faulty-callout.mjs';
+const SYMLINKS = 'test/fixtures/hostile-extra-symlinks.mjs';
 
 let hooks: HooksManager;
 let tmp: string;
@@ -76,5 +77,49 @@ describe('a process library that claims its own death was heap exhaustion', () =
     expect(report.failures[0]!.failure).toMatchObject({ kind: 'oom' });
     expect(failures(FAULTY)).toEqual({ oom: 1 });
     console.log(`figure: real oom: ${report.failures[0]!.failure.message}`);
+  });
+});
+
+describe("a process library's package folder holding symlinks to host files", () => {
+  it('reads nothing through them: their targets are not in its sandbox', async () => {
+    const pkg = join(tmp, 'pkg');
+    const out = join(tmp, 'out');
+    const hostDir = join(tmp, 'host-only');
+    mkdirSync(pkg);
+    mkdirSync(out);
+    mkdirSync(hostDir);
+    writeFileSync(join(hostDir, 'secret.txt'), 'HOST-SECRET');
+    writeFileSync(join(pkg, 'package.json'), JSON.stringify({ name: 'symlinker', type: 'module' }));
+    copyFileSync(SYMLINKS, join(pkg, 'index.mjs'));
+    // Absolute and relative links to a host file, a host folder, /etc/shadow and the daemon's /proc entry.
+    symlinkSync(join(hostDir, 'secret.txt'), join(pkg, 'abs-file'));
+    symlinkSync('../host-only/secret.txt', join(pkg, 'rel-file'));
+    symlinkSync(hostDir, join(pkg, 'abs-dir'));
+    symlinkSync('/etc/shadow', join(pkg, 'shadow'));
+    symlinkSync(`/proc/${process.pid}/environ`, join(pkg, 'daemon-environ'));
+    // For the thread, so its import of 'd2box/hooks' resolves; in the sandbox this link dangles and
+    // the sandbox's own /node_modules/d2box serves.
+    mkdirSync(join(pkg, 'node_modules'));
+    symlinkSync(process.cwd(), join(pkg, 'node_modules', 'd2box'));
+    const links = ['abs-file', 'rel-file', 'abs-dir', 'shadow', 'daemon-environ'];
+    type Outcome = Record<string, { read?: string; listed?: string[]; error?: string }>;
+    async function tryLinks(isolation: 'thread' | 'process'): Promise<Outcome> {
+      const file = join(out, `${isolation}.json`);
+      await hooks.loadLibraries([{ library: join(pkg, 'index.mjs'), parameters: { links, out: file }, sandbox: { isolation, 'allow-write': isolation === 'process' ? [out] : [] } }]);
+      await hooks.unloadLibraries();
+      return JSON.parse(readFileSync(file, 'utf8')) as Outcome;
+    }
+    // The control: in a thread (nothing contains a thread) the links lead out, so the attack is real.
+    const inThread = await tryLinks('thread');
+    expect(inThread['abs-file']!.read).toBe('HOST-SECRET');
+    expect(inThread['rel-file']!.read).toBe('HOST-SECRET');
+    expect(inThread['abs-dir']!.listed).toEqual(['secret.txt']);
+    const outcome = await tryLinks('process');
+    console.log(`figure: symlinks: ${JSON.stringify(outcome)}`);
+    for (const link of links) {
+      expect(outcome[link], link).toHaveProperty('error');
+      expect(outcome[link]!.read, link).toBeUndefined();
+      expect(outcome[link]!.listed, link).toBeUndefined();
+    }
   });
 });
