@@ -17,6 +17,7 @@ import { Logger, stderrSink, type LogRecord } from '../src/log/logger.js';
 const OOM_CLAIM = 'test/fixtures/hostile-extra-oom-claim.mjs';
 const FAULTY = 'test/fixtures/faulty-callout.mjs';
 const SYMLINKS = 'test/fixtures/hostile-extra-symlinks.mjs';
+const CONFIGURED_ERROR = 'test/fixtures/hostile-extra-configured-error.mjs';
 
 let hooks: HooksManager;
 let tmp: string;
@@ -121,5 +122,25 @@ describe("a process library's package folder holding symlinks to host files", ()
       expect(outcome[link]!.read, link).toBeUndefined();
       expect(outcome[link]!.listed, link).toBeUndefined();
     }
+  });
+});
+
+describe.each(['thread', 'process'] as const)("d2_srv_configured's error text from a library (%s)", (isolation) => {
+  it('past the argument bounds (1 MB; in a process, the channel frame): the library fails as "invalid-argument", the configuration is refused', async () => {
+    await hooks.loadLibraries([{ library: CONFIGURED_ERROR, parameters: { size: 4 * 1024 * 1024 }, sandbox: { isolation, 'callout-timeout-ms': 20_000 } }]);
+    const result = await hooks.configured({ DhcpDdns: {} }, {});
+    expect(result).toEqual({ accepted: false, error: expect.stringMatching(/failed \(invalid-argument\): /) });
+  });
+
+  it('200 KB with newlines and escapes, within the bound: refused, the answer on one line and cut to 1024 chars', async () => {
+    const size = 200 * 1024; // under both bounds: 1 MB of arguments (thread), 256 Ki chars a string (process channel)
+    await hooks.loadLibraries([{ library: CONFIGURED_ERROR, parameters: { size }, sandbox: { isolation, 'callout-timeout-ms': 20_000 } }]);
+    const result = await hooks.configured({ DhcpDdns: {} }, {});
+    expect(result.accepted).toBe(false);
+    const error = (result as { error: string }).error;
+    expect(error.length).toBeLessThan(2048);
+    expect(error).not.toMatch(/[\n\r\u001b]/);
+    expect(error).toMatch(/more chars\)$/);
+    console.log(`figure: configured error (${isolation}): ${error.length} chars: ${error.slice(0, 140)}`);
   });
 });
