@@ -18,6 +18,7 @@ const OOM_CLAIM = 'test/fixtures/hostile-extra-oom-claim.mjs';
 const FAULTY = 'test/fixtures/faulty-callout.mjs';
 const SYMLINKS = 'test/fixtures/hostile-extra-symlinks.mjs';
 const CONFIGURED_ERROR = 'test/fixtures/hostile-extra-configured-error.mjs';
+const COMMANDS = 'test/fixtures/hostile-extra-commands.mjs';
 
 let hooks: HooksManager;
 let tmp: string;
@@ -142,5 +143,32 @@ describe.each(['thread', 'process'] as const)("d2_srv_configured's error text fr
     expect(error).not.toMatch(/[\n\r\u001b]/);
     expect(error).toMatch(/more chars\)$/);
     console.log(`figure: configured error (${isolation}): ${error.length} chars: ${error.slice(0, 140)}`);
+  });
+});
+
+describe.each(['thread', 'process'] as const)('control commands a library registers (%s)', (isolation) => {
+  beforeEach(async () => {
+    await hooks.loadLibraries([{ library: COMMANDS, parameters: {}, sandbox: { isolation, 'callout-timeout-ms': 20_000 } }]);
+  });
+
+  it('a response of the wrong shape or type: result 1 naming the library, not what it set', async () => {
+    for (const command of ['odd-shape', 'bad-result']) {
+      const answer = await hooks.callCommandHandlers(command);
+      expect(answer.result, command).toBe(1);
+      expect(answer.text, command).toMatch(/failed in hook library .*invalid-argument/);
+      expect(answer.text, command).not.toContain('forged');
+    }
+  });
+
+  it('an answer of 4 MB: result 1, refused at the argument bound', async () => {
+    const answer = await hooks.callCommandHandlers('huge');
+    expect(answer.result).toBe(1);
+    expect(answer.text).toMatch(/invalid-argument/);
+    expect(JSON.stringify(answer).length).toBeLessThan(4096);
+  });
+
+  it("a built-in's name ('shutdown'): registered and routed to the library, as Kea allows (not contained)", async () => {
+    expect(hooks.commandHandlersPresent('shutdown')).toBe(true);
+    expect(await hooks.callCommandHandlers('shutdown')).toMatchObject({ result: 0, text: 'taken over by a library' });
   });
 });
