@@ -6,6 +6,7 @@
  * libraries registered.
  */
 import { z } from 'zod';
+import { escapeControls } from '../log/log-text.js';
 import { CalloutHandle } from './callout-handle.js';
 import { IOService } from './io-service.js';
 import { HooksLibrariesSchema, type HookLibraryConfig, type HookLibraryConfigInput } from './library-config.js';
@@ -182,7 +183,8 @@ export class HooksManager {
         .setArgument('error', '');
       const report = await this.callCallouts('d2_srv_configured', handle);
       if (this.nextStep('d2_srv_configured', handle) === NextStep.DROP) {
-        const text = handle.hasArgument('error') ? String(handle.getArgument('error')) : '';
+        // The library's own text goes into config-set's answer and the daemon's log: on one line, and bounded.
+        const text = handle.hasArgument('error') ? boundedErrorText(String(handle.getArgument('error'))) : '';
         const cause = report.failures[0];
         return {
           accepted: false,
@@ -460,4 +462,12 @@ function deepFreeze<T>(value: T): T {
     for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
   }
   return value;
+}
+
+/** Most of a d2_srv_configured `error` text the daemon repeats (Kea repeats it whole; a library can make it megabytes). */
+const MAX_CONFIGURED_ERROR_CHARS = 1024;
+
+function boundedErrorText(text: string): string {
+  const cut = text.length > MAX_CONFIGURED_ERROR_CHARS ? `${text.slice(0, MAX_CONFIGURED_ERROR_CHARS)}…(${text.length - MAX_CONFIGURED_ERROR_CHARS} more chars)` : text;
+  return escapeControls(cut);
 }

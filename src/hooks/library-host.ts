@@ -547,7 +547,10 @@ export class LibraryHost {
       this.session = session;
       port.on('message', (m: unknown) => this.onWorkerMessage(session, m));
       const overLimit = (message: string) => this.terminate(session, 'oom', message);
-      if (pool instanceof ProcessPool) this.memory.watchProcess(() => pool.pid, overLimit);
+      if (pool instanceof ProcessPool) {
+        this.memory.watchProcess(() => pool.pid, overLimit);
+        pool.heapWitness = () => this.memory.heapEvidence();
+      }
       else this.memory.watchThread(overLimit);
       session.loadTimer = setTimeout(() => {
         session.abortedFor = { kind: 'load', message: `load() did not finish in ${this.policy['load-timeout-ms']} ms` };

@@ -38,6 +38,8 @@ const SILENT_AFTER_MS = 2.5 * MEMORY_REPORT_INTERVAL_MS;
 const THREAD_SLACK_BYTES = 32 * MB;
 /** A sandboxed process's own runtime (Node, its young generation, the bwrap processes), beyond the library's limits. */
 const PROCESS_RUNTIME_BYTES = 64 * MB;
+/** What a sandboxed process holds resident with an empty heap (Node's code and its own state; Node 20 idles at ~40 MB). */
+const PROCESS_IDLE_BYTES = 40 * MB;
 
 export interface MemoryLimits {
   heapMb: number;
@@ -61,6 +63,8 @@ export class LibraryMemoryWatch {
   /** @internal */ external = 0;
   /** @internal */ reportedAt = 0;
   /** @internal the process at this thread's last tick with a fresh report */ baseline: Baseline | undefined;
+  /** The most resident memory sampled of the current (or last) sandbox: the host's own evidence of how near its heap limit it came. */
+  peakResidentBytes = 0;
 
   constructor(
     readonly library: string,
@@ -88,7 +92,19 @@ export class LibraryMemoryWatch {
   /** Watches a new sandboxed process, whose outermost PID `pid` gives. */
   watchProcess(pid: () => number | undefined, onOverLimit: OverLimit): void {
     this.pid = pid;
+    this.peakResidentBytes = 0;
     this.begin('process', onOverLimit);
+  }
+
+  /**
+   * Whether the host saw the sandbox hold at least half its heap limit beyond its idle runtime: what a
+   * process's own "heap out of memory" on stderr needs before it counts as `oom`
+   * (a library can write that text itself). Half, not all: V8 gives up on a
+   * large request before the heap is full, and the host samples only every
+   * MEMORY_SAMPLE_INTERVAL_MS.
+   */
+  heapEvidence(): { nearLimit: boolean; peakMb: number } {
+    return { nearLimit: this.peakResidentBytes >= (this.limits.heapMb * MB) / 2 + PROCESS_IDLE_BYTES, peakMb: mb(this.peakResidentBytes) };
   }
 
   /** A worker's MemoryReport, validated by the host's schema but not believed beyond it. */
@@ -223,6 +239,7 @@ function checkProcess(watch: LibraryMemoryWatch): void {
   const pid = watch.pid?.();
   if (pid === undefined) return;
   const rss = treeResidentBytes(pid);
+  watch.peakResidentBytes = Math.max(watch.peakResidentBytes, rss);
   if (rss > watch.processBudgetBytes) {
     watch.fire(`its sandbox holds ${mb(rss)} MB resident, past its limits of ${watch.limits.heapMb} MB heap + ${watch.limits.externalMb} MB outside it (max-heap-mb + max-external-mb) + ${PROCESS_RUNTIME_BYTES / MB} MB for the runtime`);
   }

@@ -130,6 +130,8 @@ export class ProcessPool extends EventEmitter {
   private fatal: { name: string; message: string } | undefined;
   private protocolError: string | undefined;
   private destroyed = false;
+  /** The host's own evidence that the child came near its heap limit (LibraryMemoryWatch); without it, stderr's claim is not believed. */
+  heapWitness: (() => { nearLimit: boolean; peakMb: number }) | undefined;
   private readonly log = new Logger('d2box-hooks');
 
   constructor(
@@ -379,7 +381,15 @@ export class ProcessPool extends EventEmitter {
   private deathError(code: number | null, signal: NodeJS.Signals | null): Error {
     if (this.protocolError) return Object.assign(new Error(this.protocolError), { code: 'ERR_D2BOX_PROTOCOL' });
     if (/heap limit|heap out of memory|Allocation failed/i.test(this.stderrTail)) {
-      return Object.assign(new Error('the library process reached its heap limit'), { code: 'ERR_WORKER_OUT_OF_MEMORY' });
+      // The library writes its own stderr: the text alone would let it choose `oom` for its death.
+      const evidence = this.heapWitness?.();
+      if (!evidence?.nearLimit) {
+        const claim = this.stderrTail.split('\n').find((line) => /heap limit|heap out of memory|Allocation failed/i.test(line)) ?? '';
+        return new Error(
+          `the library process wrote of running out of heap, but the host saw its sandbox hold at most ${evidence?.peakMb ?? '?'} MB, not near its heap limit (${code !== null ? `exit code ${code}` : `signal ${signal}`}): ${JSON.stringify(claim.slice(0, 500))}`,
+        );
+      }
+      return Object.assign(new Error(`the library process reached its heap limit (the host saw its sandbox hold ${evidence.peakMb} MB)`), { code: 'ERR_WORKER_OUT_OF_MEMORY' });
     }
     if (this.fatal) return Object.assign(new Error(this.fatal.message), { name: this.fatal.name });
     // bwrap, the outermost process of the sandbox's PID namespace, reports a command
