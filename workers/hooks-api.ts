@@ -40,10 +40,14 @@ export interface LibraryHandle {
    * server and relayed (the only network a sandboxed process has); rejects for any
    * other endpoint. In a thread it is the same API, but not a wall.
    */
-  connect(endpoint: { address: string; port: number; protocol: 'udp' }): Promise<LentSocket>;
+  connect(endpoint: { address: string; port: number; protocol: 'udp' | 'tcp' }): Promise<LentSocket>;
 }
 
-/** A lent UDP socket, connected to its endpoint: only that endpoint's datagrams arrive. */
+/**
+ * A lent socket, connected to its endpoint. UDP: only that endpoint's datagrams arrive.
+ * TCP: a stream, sent and received in chunks (not messages); at most 256 KiB sent and
+ * not yet written by the host, past which the connection is closed.
+ */
 export interface LentSocket {
   send(data: Uint8Array | string): void;
   onMessage(listener: (data: Buffer) => void): void;

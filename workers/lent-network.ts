@@ -1,7 +1,8 @@
 /**
  * The worker's side of a lent network (src/hooks/lent-network.ts): sockets the
  * host opens for the library to the endpoints its `allow-connect` policy lists,
- * datagrams relayed over the library's channel.
+ * datagrams relayed over the library's channel, or a TCP stream relayed in
+ * chunks, each acknowledged once delivered so the host reads on.
  */
 import { LENT_NETWORK_LIMITS, type LentEndpoint, type NetworkToLibrary, type WorkerMessage } from '../src/hooks/protocol.js';
 import type { LentSocket } from './hooks-api.js';
@@ -13,13 +14,17 @@ class RelayedSocket implements LentSocket {
   constructor(
     private readonly id: number,
     private readonly owner: LentNetworkClient,
+    private readonly stream: boolean,
   ) {}
 
   send(data: Uint8Array | string): void {
     if (this.closed) throw new Error('the socket is closed');
     const bytes = typeof data === 'string' ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    if (bytes.length > LENT_NETWORK_LIMITS.datagramBytes) throw new RangeError(`a datagram is at most ${LENT_NETWORK_LIMITS.datagramBytes} bytes`);
-    this.owner.post({ t: 'net-send', id: this.id, data: bytes.toString('base64') });
+    if (!this.stream && bytes.length > LENT_NETWORK_LIMITS.datagramBytes) throw new RangeError(`a datagram is at most ${LENT_NETWORK_LIMITS.datagramBytes} bytes`);
+    // A stream crosses in chunks no larger than a datagram (the host's schema bounds a message).
+    for (let o = 0; o === 0 || o < bytes.length; o += LENT_NETWORK_LIMITS.datagramBytes) {
+      this.owner.post({ t: 'net-send', id: this.id, data: bytes.subarray(o, o + LENT_NETWORK_LIMITS.datagramBytes).toString('base64') });
+    }
   }
 
   onMessage(listener: (data: Buffer) => void): void {
@@ -35,6 +40,7 @@ class RelayedSocket implements LentSocket {
 
   deliver(data: Buffer): void {
     for (const listener of this.listeners) listener(data);
+    if (this.stream && !this.closed) this.owner.post({ t: 'net-ack', id: this.id, bytes: data.length });
   }
 }
 
@@ -47,7 +53,7 @@ export class LentNetworkClient {
 
   connect(endpoint: LentEndpoint): Promise<LentSocket> {
     const id = this.nextId++;
-    const socket = new RelayedSocket(id, this);
+    const socket = new RelayedSocket(id, this, endpoint.protocol === 'tcp');
     return new Promise((resolve, reject) => {
       this.opening.set(id, { socket, resolve, reject });
       this.post({ t: 'net-open', id, endpoint: { address: String(endpoint.address), port: Number(endpoint.port), protocol: endpoint.protocol } });

@@ -26,7 +26,7 @@ export class LibraryHandle implements LibraryHandleApi {
     private readonly network: LentNetworkClient,
   ) {}
 
-  connect(endpoint: { address: string; port: number; protocol: 'udp' }): Promise<LentSocket> {
+  connect(endpoint: { address: string; port: number; protocol: 'udp' | 'tcp' }): Promise<LentSocket> {
     return this.network.connect(endpoint);
   }
 

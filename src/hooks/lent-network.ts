@@ -2,20 +2,30 @@
  * The network a library's policy lends it (`allow-connect`): for each listed
  * endpoint the library asks for, the host opens a UDP socket connected to it
  * (so only that endpoint's datagrams come back) and relays datagrams both ways
- * over the library's channel. Nothing else is opened: an endpoint not listed is
+ * over the library's channel, or a TCP connection whose stream it relays in
+ * chunks, bounded each way by LENT_NETWORK_LIMITS.tcpBytesInFlight: it stops
+ * reading from the server until the library acknowledges what it took, and
+ * drops a library that writes more than the server has taken. Nothing else is opened: an endpoint not listed is
  * refused, and a process library's sandbox has only its own `lo`, so these
  * sockets are its only way out. In a thread it is a convenience, not a wall (a
  * thread can open sockets itself).
  */
 import dgram from 'node:dgram';
-import { isIP } from 'node:net';
+import net, { isIP } from 'node:net';
 import { LENT_NETWORK_LIMITS, type LentEndpoint, type NetworkFromLibrary, type NetworkToLibrary } from './protocol.js';
 
 /** A policy entry: an endpoint, or a group of them the configuration defines. */
-export type AllowConnectEntry = LentEndpoint | { group: 'dns-servers'; protocol: 'udp' };
+export type AllowConnectEntry = LentEndpoint | { group: 'dns-servers'; protocol: LentEndpoint['protocol'] };
+
+/** A relayed TCP connection and the bytes sent to the library it has not acknowledged. */
+interface LentStream {
+  socket: net.Socket;
+  unacknowledged: number;
+}
 
 export class LentNetwork {
   private readonly sockets = new Map<number, dgram.Socket>();
+  private readonly streams = new Map<number, LentStream>();
   private dnsServers: LentEndpoint[] = [];
 
   constructor(
@@ -30,7 +40,8 @@ export class LentNetwork {
 
   private lends(endpoint: LentEndpoint): boolean {
     const matches = (e: LentEndpoint) => e.protocol === endpoint.protocol && e.port === endpoint.port && sameAddress(e.address, endpoint.address);
-    return this.allowed.some((entry) => ('group' in entry ? entry.protocol === endpoint.protocol && this.dnsServers.some(matches) : matches(entry)));
+    const isServer = (e: LentEndpoint) => matches({ ...e, protocol: endpoint.protocol });
+    return this.allowed.some((entry) => ('group' in entry ? entry.protocol === endpoint.protocol && this.dnsServers.some(isServer) : matches(entry)));
   }
 
   handle(message: NetworkFromLibrary): void {
@@ -38,6 +49,15 @@ export class LentNetwork {
       case 'net-open':
         return this.open(message.id, message.endpoint);
       case 'net-send': {
+        const stream = this.streams.get(message.id);
+        if (stream) {
+          stream.socket.write(Buffer.from(message.data, 'base64'));
+          // What the server has not taken yet: a library writing past the bound is dropped, not buffered for.
+          if (stream.socket.writableLength > LENT_NETWORK_LIMITS.tcpBytesInFlight) {
+            this.closeOne(message.id, `more than ${LENT_NETWORK_LIMITS.tcpBytesInFlight} bytes written and not yet sent`);
+          }
+          return;
+        }
         const socket = this.sockets.get(message.id);
         const data = Buffer.from(message.data, 'base64');
         if (!socket || data.length > LENT_NETWORK_LIMITS.datagramBytes) return;
@@ -49,6 +69,13 @@ export class LentNetwork {
       case 'net-close':
         this.closeOne(message.id);
         return;
+      case 'net-ack': {
+        const stream = this.streams.get(message.id);
+        if (!stream) return;
+        stream.unacknowledged = Math.max(0, stream.unacknowledged - message.bytes);
+        if (stream.unacknowledged < LENT_NETWORK_LIMITS.tcpBytesInFlight) stream.socket.resume();
+        return;
+      }
     }
   }
 
@@ -56,6 +83,8 @@ export class LentNetwork {
   closeAll(): void {
     for (const socket of this.sockets.values()) socket.close();
     this.sockets.clear();
+    for (const stream of this.streams.values()) stream.socket.destroy();
+    this.streams.clear();
   }
 
   private open(id: number, endpoint: LentEndpoint): void {
@@ -65,8 +94,9 @@ export class LentNetwork {
       this.post({ t: 'net-opened', id, error: `${endpoint.protocol} ${endpoint.address} port ${endpoint.port} is not lent to this library (allow-connect)` });
       return;
     }
-    if (this.sockets.has(id)) return this.post({ t: 'net-opened', id, error: `socket ${id} is already open` });
-    if (this.sockets.size >= LENT_NETWORK_LIMITS.sockets) return this.post({ t: 'net-opened', id, error: `a library may have ${LENT_NETWORK_LIMITS.sockets} lent sockets open at once` });
+    if (this.sockets.has(id) || this.streams.has(id)) return this.post({ t: 'net-opened', id, error: `socket ${id} is already open` });
+    if (this.sockets.size + this.streams.size >= LENT_NETWORK_LIMITS.sockets) return this.post({ t: 'net-opened', id, error: `a library may have ${LENT_NETWORK_LIMITS.sockets} lent sockets open at once` });
+    if (endpoint.protocol === 'tcp') return this.openStream(id, endpoint);
     const socket = dgram.createSocket(family === 6 ? 'udp6' : 'udp4');
     this.sockets.set(id, socket);
     socket.on('message', (data) => {
@@ -78,7 +108,43 @@ export class LentNetwork {
     });
   }
 
+  private openStream(id: number, endpoint: LentEndpoint): void {
+    if (this.streams.size >= LENT_NETWORK_LIMITS.tcpConnections) {
+      return this.post({ t: 'net-opened', id, error: `a library may have ${LENT_NETWORK_LIMITS.tcpConnections} lent TCP connections open at once` });
+    }
+    const socket = net.connect({ host: endpoint.address, port: endpoint.port });
+    const stream: LentStream = { socket, unacknowledged: 0 };
+    this.streams.set(id, stream);
+    let connected = false;
+    socket.on('connect', () => {
+      connected = true;
+      if (this.streams.get(id) === stream) this.post({ t: 'net-opened', id });
+    });
+    socket.on('data', (data) => {
+      if (this.streams.get(id) !== stream) return;
+      stream.unacknowledged += data.length;
+      if (stream.unacknowledged >= LENT_NETWORK_LIMITS.tcpBytesInFlight) socket.pause();
+      // Chunks no larger than a datagram, so the channel's schema takes them.
+      for (let o = 0; o < data.length; o += LENT_NETWORK_LIMITS.datagramBytes) {
+        this.post({ t: 'net-datagram', id, data: data.subarray(o, o + LENT_NETWORK_LIMITS.datagramBytes).toString('base64') });
+      }
+    });
+    socket.on('error', (err) => {
+      if (connected) return this.closeOne(id, err.message);
+      this.streams.delete(id);
+      this.post({ t: 'net-opened', id, error: `tcp ${endpoint.address} port ${endpoint.port}: ${err.message}` });
+    });
+    socket.on('close', () => this.closeOne(id));
+  }
+
   private closeOne(id: number, error?: string): void {
+    const stream = this.streams.get(id);
+    if (stream) {
+      this.streams.delete(id);
+      stream.socket.destroy();
+      this.post(error === undefined ? { t: 'net-closed', id } : { t: 'net-closed', id, error });
+      return;
+    }
     const socket = this.sockets.get(id);
     if (!socket) return;
     this.sockets.delete(id);

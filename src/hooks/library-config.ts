@@ -36,9 +36,9 @@ export const SandboxPolicySchema = z
     'allow-connect': z
       .array(
         z.union([
-          z.strictObject({ address: z.union([z.ipv4(), z.ipv6()]), port: z.number().int().min(1).max(65_535), protocol: z.literal('udp') }),
+          z.strictObject({ address: z.union([z.ipv4(), z.ipv6()]), port: z.number().int().min(1).max(65_535), protocol: z.enum(['udp', 'tcp']) }),
           // Every DNS server of the current configuration (forward-ddns and reverse-ddns), as it changes.
-          z.strictObject({ group: z.literal('dns-servers'), protocol: z.literal('udp') }),
+          z.strictObject({ group: z.literal('dns-servers'), protocol: z.enum(['udp', 'tcp']) }),
         ]),
       )
       .max(64)

@@ -631,6 +631,7 @@ export class LibraryHost {
       case 'net-open':
       case 'net-send':
       case 'net-close':
+      case 'net-ack':
         this.network.handle(message);
         return;
       case 'key-results':

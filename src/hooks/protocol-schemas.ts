@@ -61,12 +61,13 @@ const KeyOperationResultSchema = z.strictObject({
 }) satisfies z.ZodType<KeyOperationResult>;
 
 const SocketId = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
-const LentEndpointSchema = z.strictObject({ address: z.string().max(64), port: z.number().int().min(1).max(65_535), protocol: z.literal('udp') });
+const LentEndpointSchema = z.strictObject({ address: z.string().max(64), port: z.number().int().min(1).max(65_535), protocol: z.enum(['udp', 'tcp']) });
 
 export const WorkerMessageSchema = z.discriminatedUnion('t', [
   z.strictObject({ t: z.literal('net-open'), id: SocketId, endpoint: LentEndpointSchema }),
   z.strictObject({ t: z.literal('net-send'), id: SocketId, data: z.string().max(Math.ceil(LENT_NETWORK_LIMITS.datagramBytes / 3) * 4).regex(/^[A-Za-z0-9+/]*={0,2}$/) }),
   z.strictObject({ t: z.literal('net-close'), id: SocketId }),
+  z.strictObject({ t: z.literal('net-ack'), id: SocketId, bytes: z.number().int().min(0).max(LENT_NETWORK_LIMITS.tcpBytesInFlight) }),
   z.object({ t: z.literal('key-results'), batch: z.array(KeyOperationResultSchema).max(4096) }),
   z.object({ t: z.literal('stats'), updates: z.array(StatisticUpdateSchema).max(LIBRARY_STATS_LIMITS.updatesPerMessage) }),
   z.object({ t: z.literal('loaded'), multiThreadingCompatible: z.boolean(), registrations: RegistrationsSchema }),

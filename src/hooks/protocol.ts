@@ -259,13 +259,16 @@ export type WorkerMessage =
 export interface LentEndpoint {
   address: string;
   port: number;
-  protocol: 'udp';
+  /** tcp: a stream (GSS-TSIG's TKEY exchange, Kerberos), relayed in chunks and acknowledged. */
+  protocol: 'udp' | 'tcp';
 }
 
 export type NetworkFromLibrary =
   | { t: 'net-open'; id: number; endpoint: LentEndpoint }
   | { t: 'net-send'; id: number; data: string }
-  | { t: 'net-close'; id: number };
+  | { t: 'net-close'; id: number }
+  /** TCP: the library has taken `bytes` of what the host relayed; the host reads on while under LENT_NETWORK_LIMITS.tcpBytesInFlight. */
+  | { t: 'net-ack'; id: number; bytes: number };
 
 export type NetworkToLibrary =
   | { t: 'net-opened'; id: number; error?: string }
@@ -273,7 +276,14 @@ export type NetworkToLibrary =
   | { t: 'net-closed'; id: number; error?: string };
 
 /** Bounds on a library's lent sockets: how many at once, and a datagram's size (UDP's largest payload). */
-export const LENT_NETWORK_LIMITS = { sockets: 16, datagramBytes: 65_507 } as const;
+export const LENT_NETWORK_LIMITS = {
+  sockets: 16,
+  datagramBytes: 65_507,
+  /** TCP connections among those sockets. */
+  tcpConnections: 4,
+  /** TCP bytes relayed and not yet taken, each way: the host stops reading from the server, or drops a library that writes past it. */
+  tcpBytesInFlight: 262_144,
+} as const;
 
 // ---------------------------------------------------------------------------
 // A library's own statistics (the StatsMgr of d2box/hooks): fire-and-forget

@@ -30,6 +30,12 @@ export function totalsRows(r: LoadtestReport): [string, string][] {
     row('select_key key changed', `${r.keyChoices.changed}${share(r.keyChoices.changed)}`);
     row('select_key server skipped', `${r.keyChoices.skipped}${share(r.keyChoices.skipped)}`);
   }
+  if (r.heldKey) {
+    row('held key round trips', r.heldKey.roundTrips);
+    for (const [outcome, n] of Object.entries(r.heldKey.outcomes)) row(`held key ${outcome}`, n);
+    row('held key round trip ms p50', r.heldKey.latencyMs.p50.toFixed(3));
+    row('held key round trip ms p99', r.heldKey.latencyMs.p99.toFixed(3));
+  }
   row('non-zero returns', r.nonZeroReturns);
   row('worker restarts', r.restarts);
   row('quarantines', r.quarantines);

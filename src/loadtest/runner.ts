@@ -15,6 +15,7 @@ import type { LibraryStatsSnapshot } from '../hooks/library-stats.js';
 import { NextStep, type FailureKind } from '../hooks/protocol.js';
 import { Logger, stderrSink, type LogRecord } from '../log/logger.js';
 import { argumentFiller } from './arguments.js';
+import { heldKeyRoundTrip, isHeldKeyArgument, type HeldKeyOutcome } from './held-key-round-trip.js';
 import { generatedConfiguration, type LoadtestConfiguration, type LoadtestServer } from './configuration.js';
 
 /** Outcomes of a callout as the table shows them; `other` collects load, protocol and io-callback. */
@@ -144,6 +145,13 @@ export interface LoadtestReport {
    * servers keeps every key.
    */
   keyChoices?: { kept: number; changed: number; skipped: number };
+  /**
+   * select_key only, when a library handed back a key it holds: after each such callout the
+   * load tester signs an update with it and checks a signed answer, as the daemon does
+   * (held-key-round-trip.ts). `ok` + `sign-failed` + `verify-failed` + `rejected` = roundTrips;
+   * the library's own failures (throw, timeout, invalid-argument) are in libraryStatistics.
+   */
+  heldKey?: { roundTrips: number; outcomes: Record<HeldKeyOutcome, number>; latencyMs: { p50: number; p99: number; max: number } };
 }
 
 export class LoadtestError extends Error {
@@ -232,6 +240,8 @@ export async function runLoadtest(options: LoadtestOptions): Promise<LoadtestRep
     const configured = await hooks.configured(configuration.json, configuration.config, { loadtest_seq: 0 });
     if (!configured.accepted) throw new LoadtestError(`d2_srv_configured refused the configuration (${configuration.source}): ${configured.error}`);
     const keyChoices = hook === 'select_key' ? { kept: 0, changed: 0, skipped: 0 } : undefined;
+    const heldOutcomes: Record<HeldKeyOutcome, number> = { ok: 0, 'sign-failed': 0, 'verify-failed': 0, rejected: 0 };
+    const heldLatency = createHistogram({ lowest: 1, highest: 3_600_000_000, figures: 3 });
 
     const bareHandle = hook === 'context_create' || hook === 'context_destroy';
     const outcomes = Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as Record<Outcome, number>;
@@ -335,6 +345,12 @@ export async function runLoadtest(options: LoadtestOptions): Promise<LoadtestRep
           if (hooks.nextStep(hook, handle) !== NextStep.CONTINUE) keyChoices.skipped++;
           else if (keyName(handle.hasArgument('tsig_key') ? handle.getArgument('tsig_key') : null) === given) keyChoices.kept++;
           else keyChoices.changed++;
+          const chosen = handle.hasArgument('tsig_key') ? handle.getArgument('tsig_key') : null;
+          if (isHeldKeyArgument(chosen)) {
+            const h0 = performance.now();
+            heldOutcomes[await heldKeyRoundTrip(chosen, 'example.com.', seq & 0xffff)]++;
+            heldLatency.record(Math.max(1, Math.round((performance.now() - h0) * 1000)));
+          }
         }
         completed++;
         if (outcome !== 'ok') errors++;
@@ -401,6 +417,15 @@ export async function runLoadtest(options: LoadtestOptions): Promise<LoadtestRep
       events,
       latencyHistogram: latencyBuckets(buckets),
       ...(keyChoices ? { keyChoices } : {}),
+      ...(heldLatency.count > 0
+        ? {
+            heldKey: {
+              roundTrips: heldLatency.count,
+              outcomes: heldOutcomes,
+              latencyMs: { p50: round3(heldLatency.percentile(50) / 1000), p99: round3(heldLatency.percentile(99) / 1000), max: round3(heldLatency.max / 1000) },
+            },
+          }
+        : {}),
     };
   } finally {
     await hooks.unloadLibraries();
