@@ -253,14 +253,19 @@ describe.each(['thread', 'process'] as const)('isolation "%s": a library that fo
       await carryNcrs(run, `forge-logs-${mode}`, 8);
       // A PTR left by an earlier test at the same address can pass the dig check before the last
       // reverse update's select_key has run: wait for it (bounded, 10 s).
+      // In a process, a flood this dense can also trip the channel's frame-rate or main-loop-share
+      // bound, which ends the library as `protocol` (issue 18's containment; a thread has no such
+      // bound): the callout in flight then fails that way instead of throwing.
+      const expectedKinds = mode === 'process' ? ['throw', 'reject', 'protocol'] : ['throw', 'reject'];
+      const failed = (st: LibraryStatsSnapshot) => expectedKinds.reduce((sum, kind) => sum + (st.failures[kind as keyof typeof st.failures] ?? 0), 0);
       let status = await libraryStatus(run);
-      for (let i = 0; i < 40 && status.failures.throw + status.failures.reject < 16; i++) {
+      for (let i = 0; i < 40 && failed(status) < 16; i++) {
         await sleep(250);
         status = await libraryStatus(run);
       }
       // Each select_key threw or rejected (on-failure "continue": the NCRs went on), nothing else.
-      expect(status.failures.throw + status.failures.reject).toBeGreaterThanOrEqual(16);
-      expect(Object.entries(status.failures).filter(([kind, n]) => n > 0 && kind !== 'throw' && kind !== 'reject')).toEqual([]);
+      expect(failed(status)).toBeGreaterThanOrEqual(16);
+      expect(Object.entries(status.failures).filter(([kind, n]) => n > 0 && !expectedKinds.includes(kind))).toEqual([]);
       // The raw flood arrived: 1500 lines dropped by the worker's own count, 1500 empty lines, per call.
       expect(status.logLinesSuppressed).toBeGreaterThanOrEqual(16 * 1500);
       await sleep(1500); // the last summary of dropped lines is due within a second
