@@ -38,7 +38,7 @@ import { Logger, stderrSink, type LogRecord } from '../src/log/logger.js';
 import { NcrSender } from '../src/ncr/ncr-sender.js';
 import { CLI, Daemon, sleep } from './control-daemon.js';
 import { configInput, configJson, ncr, type ConfigSpec } from './fixtures/d2-harness.js';
-import { digRecords, freePort, startBind9 } from './support/bind9.js';
+import { digRecords, freePort, namesWithoutA, startBind9 } from './support/bind9.js';
 import { waitFor } from './support/wait.js';
 
 const HOSTILE = resolve('test/fixtures/hostile.mjs');
@@ -760,17 +760,7 @@ describe('the daemon against BIND 9, with the hostile library in process mode', 
         await sleep(100);
       }
       // Every NCR reaches BIND (checked through dig, never through d2box).
-      const missing = async (): Promise<string[]> => {
-        const out: string[] = [];
-        for (const n of ncrs) if ((await digRecords(bind.port, n.fqdn, 'A')).length === 0) out.push(n.fqdn);
-        return out;
-      };
-      let left = await missing();
-      for (let i = 0; i < 60 && left.length > 0; i++) {
-        await sleep(250);
-        left = await missing();
-      }
-      expect(left).toEqual([]);
+      expect(await namesWithoutA(bind.port, ncrs.map((n) => n.fqdn))).toEqual([]);
       for (const n of ncrs) expect((await digRecords(bind.port, n.fqdn, 'A')).map((r) => r.data)).toEqual([n.ipAddress]);
 
       let status = (await d.command('hooks-status')).arguments.libraries[0] as LibraryStatsSnapshot;

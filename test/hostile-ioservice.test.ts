@@ -23,7 +23,7 @@ import type { FailureKind } from '../src/hooks/protocol.js';
 import { NcrSender } from '../src/ncr/ncr-sender.js';
 import { Daemon, sleep, tempDir, writeJson } from './control-daemon.js';
 import { configJson, ncr } from './fixtures/d2-harness.js';
-import { digRecords, freePort, startBind9, type Bind9Server } from './support/bind9.js';
+import { freePort, namesWithoutA, startBind9, type Bind9Server } from './support/bind9.js';
 import { waitForExit } from './support/child-process.js';
 import { waitFor } from './support/wait.js';
 
@@ -213,17 +213,7 @@ async function underAttack(mode: 'thread' | 'process', attack: Attack): Promise<
     expect(ncrs.length).toBeGreaterThanOrEqual(3);
 
     // Every NCR reaches BIND (through dig, never through d2box).
-    const missing = async (): Promise<string[]> => {
-      const out: string[] = [];
-      for (const n of ncrs) if ((await digRecords(bind.port, n.fqdn, 'A')).length === 0) out.push(n.fqdn);
-      return out;
-    };
-    let left = await missing();
-    for (let i = 0; i < 60 && left.length > 0; i++) {
-      await sleep(250);
-      left = await missing();
-    }
-    expect(left).toEqual([]);
+    expect(await namesWithoutA(bind.port, ncrs.map((n) => n.fqdn))).toEqual([]);
 
     const status = (await d.command('hooks-status')).arguments.libraries[0] as LibraryStatsSnapshot;
     console.log(`${mode}: ${attack.what}: hooks-status ${JSON.stringify({ failures: status.failures, restarts: status.restarts, state: status.state })}`);

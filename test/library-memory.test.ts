@@ -24,7 +24,7 @@ import { HELD_LIMITS } from '../src/hooks/protocol.js';
 import { NcrSender } from '../src/ncr/ncr-sender.js';
 import { Daemon, sleep } from './control-daemon.js';
 import { configJson, ncr } from './fixtures/d2-harness.js';
-import { digRecords, freePort, startBind9, type Bind9Server } from './support/bind9.js';
+import { digRecords, freePort, namesWithoutA, startBind9, type Bind9Server } from './support/bind9.js';
 
 const HEALTHY = resolve('test/fixtures/basic.mjs');
 const KEY = { name: 'd2.key', algorithm: 'HMAC-SHA256', secret: randomBytes(32).toString('base64') };
@@ -163,17 +163,7 @@ describe.each(['thread', 'process'] as const)('isolation "%s": a library that le
         await sleep(150);
       }
       // Every NCR reaches BIND, checked with dig, never through d2box. Bounded: 60 × 250 ms.
-      const missing = async (): Promise<string[]> => {
-        const out: string[] = [];
-        for (const n of ncrs) if ((await digRecords(bind.port, n.fqdn, 'A')).length === 0) out.push(n.fqdn);
-        return out;
-      };
-      let left = await missing();
-      for (let i = 0; i < 60 && left.length > 0; i++) {
-        await sleep(250);
-        left = await missing();
-      }
-      expect(left).toEqual([]);
+      expect(await namesWithoutA(bind.port, ncrs.map((n) => n.fqdn))).toEqual([]);
       for (const n of ncrs) expect((await digRecords(bind.port, n.fqdn, 'A')).map((r) => r.data)).toEqual([n.ipAddress]);
 
       // The leaking library was ended as oom and restarted; the last replacement is serving.

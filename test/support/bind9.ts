@@ -239,6 +239,24 @@ export async function digRecords(port: number, name: string, type: string, wrap?
   return parseDigLines(r.stdout).filter((x) => x.type === type.toUpperCase());
 }
 
+/**
+ * The names among `fqdns` that still have no A record in the zone, after waiting for them
+ * (bounded: 60 × 250 ms, generous for a busy machine). Checked with dig, never through d2box.
+ */
+export async function namesWithoutA(port: number, fqdns: readonly string[]): Promise<string[]> {
+  const missing = async (): Promise<string[]> => {
+    const out: string[] = [];
+    for (const fqdn of fqdns) if ((await digRecords(port, fqdn, 'A')).length === 0) out.push(fqdn);
+    return out;
+  };
+  let left = await missing();
+  for (let i = 0; i < 60 && left.length > 0; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    left = await missing();
+  }
+  return left;
+}
+
 /** Every record of a zone, by AXFR through dig (SOA lines dropped); `wrap` as in Bind9Options. */
 export async function readZone(port: number, zone: string, wrap?: readonly string[]): Promise<DigRecord[]> {
   const r = await run('dig', ['@127.0.0.1', '-p', String(port), '+time=2', '+tries=1', '+noall', '+answer', zone, 'AXFR'], 10_000, wrap);
