@@ -9,7 +9,7 @@ const repoAndTemp = `${process.cwd()}:${tmpdir()}`;
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts', 'sample-hooks/**/*.test.ts'],
+    include: ['test/**/*.test.ts', 'sample-hooks/**/*.test.ts', 'hook-libraries/**/*.test.ts'],
     // Logs of the daemons and of the in-process engine go to files, printed for a failing test only.
     setupFiles: ['test/support/test-logs-setup.ts'],
     // Test files start worker threads of their own; two files at once would fight them for 2 cores.
